@@ -1,0 +1,78 @@
+"""The `genesys` command line.
+
+Commands live next to the code they drive and are imported only when invoked, so that
+`genesys --help` stays fast and the base install (no torch) can list every command.
+Register a command by adding one line to COMMANDS: name -> ("module:attribute", help).
+A nested dict is a command group whose own help is under the key "".
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from genesys import __version__
+
+Registry = dict[str, "tuple[str, str] | Registry"]
+
+COMMANDS: Registry = {
+    "version": ("genesys.cli:version_cmd", "Print the installed Genesys version."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args, registry: Registry, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._registry = registry
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in self._registry if name)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = self._registry.get(name)
+        if entry is None or name == "":
+            return None
+        if isinstance(entry, dict):
+            group_help = entry.get("", ("", ""))[1]
+            return LazyGroup(name=name, registry=entry, help=group_help, short_help=group_help)
+        target, _ = entry
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the registry, so listing commands imports nothing.
+        rows = []
+        for name in self.list_commands(ctx):
+            entry = self._registry[name]
+            rows.append((name, entry[""][1] if isinstance(entry, dict) else entry[1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.command("version")
+def version_cmd() -> None:
+    """Print the installed Genesys version."""
+    click.echo(__version__)
+
+
+cli = LazyGroup(
+    name="genesys",
+    registry=COMMANDS,
+    help="Genesys: LLM agents that discover language-model block architectures.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="genesys", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
