@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for genesys.v1 (tools/gen_protos.py)."""
