@@ -118,18 +118,20 @@ class GauUnit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., code: _Optional[str] = ..., children: _Optional[_Iterable[_Union[UnitDecl, _Mapping]]] = ..., desc: _Optional[str] = ...) -> None: ...
 
 class GauTree(_message.Message):
-    __slots__ = ("name", "root", "config_json", "imports", "units")
+    __slots__ = ("name", "root", "config_json", "imports", "units", "doc")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROOT_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     IMPORTS_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    DOC_FIELD_NUMBER: _ClassVar[int]
     name: str
     root: str
     config_json: str
     imports: _containers.RepeatedScalarFieldContainer[str]
     units: _containers.RepeatedCompositeFieldContainer[GauUnit]
-    def __init__(self, name: _Optional[str] = ..., root: _Optional[str] = ..., config_json: _Optional[str] = ..., imports: _Optional[_Iterable[str]] = ..., units: _Optional[_Iterable[_Union[GauUnit, _Mapping]]] = ...) -> None: ...
+    doc: str
+    def __init__(self, name: _Optional[str] = ..., root: _Optional[str] = ..., config_json: _Optional[str] = ..., imports: _Optional[_Iterable[str]] = ..., units: _Optional[_Iterable[_Union[GauUnit, _Mapping]]] = ..., doc: _Optional[str] = ...) -> None: ...
 
 class PromptRecord(_message.Message):
     __slots__ = ("role", "model", "prompt", "response", "prompt_tokens", "completion_tokens")
