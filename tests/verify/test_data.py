@@ -1,0 +1,112 @@
+"""Data preparation: sources, dedupe, splits without verbatim overlap, shards, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from genesys.lmade.corpus import CorpusError
+from genesys.lmade.data import (
+    SPLITS,
+    DataError,
+    PreparedData,
+    PrepareRequest,
+    TokenBatches,
+    prepare,
+)
+
+
+def _split_docs(data: PreparedData, split: str) -> list[str]:
+    tokens = np.concatenate([np.asarray(s) for s in data.shards(split)])
+    cuts = np.flatnonzero(tokens == data.eot_id)
+    docs, start = [], 0
+    for end in cuts:
+        docs.append(data.tokenizer.decode(tokens[start:end].tolist()))
+        start = end + 1
+    return docs
+
+
+def _long_lines(docs: list[str]) -> set[str]:
+    return {line.strip() for d in docs for line in d.split("\n") if len(line.strip()) >= 32}
+
+
+def test_splits_have_no_verbatim_overlap(text_corpus: Path, boilerplate: str, tmp_path: Path):
+    out = prepare(PrepareRequest(sources=(str(text_corpus),), val_frac=0.1, test_frac=0.1),
+                  out=tmp_path / "ds")
+    data = PreparedData(out)
+    docs = {s: _split_docs(data, s) for s in SPLITS}
+    assert all(docs[s] for s in SPLITS)
+    assert docs["test"] == data.texts("test")  # the shards decode back to the held-out text
+    lines = {s: _long_lines(docs[s]) for s in SPLITS}
+    for a, b in [("train", "val"), ("train", "test"), ("val", "test")]:
+        assert not lines[a] & lines[b], f"{a}/{b} share lines"
+    all_docs = [d for s in SPLITS for d in docs[s]]
+    assert sum(boilerplate in d for d in all_docs) == 1  # boilerplate kept once only
+    assert data.manifest["dedupe"]["duplicate_docs"] == 1  # copy.txt
+    assert data.dtype == np.uint16 and data.vocab_size <= 8192  # small corpus: fewer merges
+    assert data.verify_checksums() == []
+
+
+def test_prepare_reuses_an_identical_build_and_detects_corruption(text_corpus, tmp_path):
+    request = PrepareRequest(sources=(str(text_corpus),), tokenizer="bpe1024",
+                             val_frac=0.1, test_frac=0.1)
+    out = prepare(request, out=tmp_path / "ds")
+    stamp = os.stat(out / "manifest.json").st_mtime_ns
+    assert prepare(request, out=out) == out
+    assert os.stat(out / "manifest.json").st_mtime_ns == stamp
+    data = PreparedData(out)
+    assert 0 < data.vocab_size <= 1024
+    shard = out / data.manifest["splits"]["val"]["shards"][0]["file"]
+    raw = bytearray(shard.read_bytes())
+    raw[0] ^= 1
+    shard.write_bytes(bytes(raw))
+    assert data.verify_checksums() == [shard.name]
+    shard.write_bytes(bytes(raw[:-2]))
+    with pytest.raises(DataError, match="truncated"):
+        PreparedData(out)
+
+
+def test_jsonl_and_parquet_sources(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    texts = [f"Record {i} says that " + " ".join([f"word{i * 7 % 50}"] * 60) for i in range(120)]
+    (tmp_path / "src").mkdir()
+    with open(tmp_path / "src" / "a.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": t}) + "\n" for t in texts[:60])
+    pq.write_table(pa.table({"text": texts[60:]}), tmp_path / "src" / "b.parquet")
+    out = prepare(PrepareRequest(sources=(str(tmp_path / "src"),), tokenizer="bpe512",
+                                 val_frac=0.2, test_frac=0.2), out=tmp_path / "ds")
+    data = PreparedData(out)
+    assert sum(data.manifest["splits"][s]["docs"] for s in SPLITS) == 120
+
+
+def test_bad_paths_give_clear_errors(tmp_path):
+    with pytest.raises(CorpusError, match=r"does not exist.*--source PATH"):
+        prepare(PrepareRequest(sources=(str(tmp_path / "missing"),)), out=tmp_path / "ds")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match="no .txt"):
+        prepare(PrepareRequest(sources=(str(tmp_path / "empty"),)), out=tmp_path / "ds")
+    with pytest.raises(DataError, match="does not exist.*genesys data prepare"):
+        PreparedData(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="no manifest.json"):
+        PreparedData(tmp_path / "empty")
+
+
+def test_token_batches_are_a_pure_function_of_the_step():
+    shards = [np.arange(1000, dtype=np.uint16), np.arange(1000, 1600, dtype=np.uint16)]
+    a = TokenBatches(shards, seq_len=16, batch_size=8, seed=3)
+    b = TokenBatches(shards, seq_len=16, batch_size=8, seed=3)
+    x5, y5 = a.batch(5)
+    a.batch(0)
+    assert (b.batch(5)[0] == x5).all() and (y5[:, :-1] == x5[:, 1:]).all()
+    # one epoch visits every window once; DDP ranks split the rows of each batch
+    steps = a.n_windows // 8
+    seen = np.concatenate([a.batch(s)[0][:, 0].numpy() for s in range(steps)])
+    assert len(set(seen.tolist())) == steps * 8
+    r0 = TokenBatches(shards, 16, 8, seed=3, rank=0, world_size=2).batch(5)[0]
+    r1 = TokenBatches(shards, 16, 8, seed=3, rank=1, world_size=2).batch(5)[0]
+    assert (r0 == x5[0::2]).all() and (r1 == x5[1::2]).all()
