@@ -19,6 +19,19 @@ Registry = dict[str, "tuple[str, str] | Registry"]
 
 COMMANDS: Registry = {
     "version": ("genesys.cli:version_cmd", "Print the installed Genesys version."),
+    "gateway": {
+        "": ("", "Run the LLM gateway and prepare its embedded vLLM default."),
+        "start": ("genesys.llm_gateway.cli:start_cmd", "Start the LLM gateway (and the vLLM servers it launches)."),
+        "prepare-vllm": ("genesys.llm_gateway.cli:prepare_vllm_cmd", "Create the venv vLLM runs from (cached)."),
+        "prepare-model": ("genesys.llm_gateway.cli:prepare_model_cmd", "HF-format copy of a packaged model (smollm2)."),
+        "token": ("genesys.llm_gateway.cli:token_cmd", "Make a bearer token and its config entry."),
+    },
+    "llm": {
+        "": ("", "Ask the LLM gateway for completions."),
+        "models": ("genesys.cli.llm:models_cmd", "List models, roles and replicas."),
+        "chat": ("genesys.cli.llm:chat_cmd", "One completion of a prompt (optionally JSON-schema constrained)."),
+        "usage": ("genesys.cli.llm:usage_cmd", "Token accounting per caller and experiment."),
+    },
 }
 
 
