@@ -1,0 +1,24 @@
+"""LMADE: the GAU protocol, designs, seeds, scales and the language model around a design."""
+
+from .design import Design, DesignFormatError, Unit, load_design
+from .gau import GAUBase, GAUShapeError, UnitDecl
+from .model import GenesysLM, autotune, build_lm, count_params
+from .scales import LADDER, SCALES, Scale, get_scale
+
+__all__ = [
+    "LADDER",
+    "SCALES",
+    "Design",
+    "DesignFormatError",
+    "GAUBase",
+    "GAUShapeError",
+    "GenesysLM",
+    "Scale",
+    "Unit",
+    "UnitDecl",
+    "autotune",
+    "build_lm",
+    "count_params",
+    "get_scale",
+    "load_design",
+]

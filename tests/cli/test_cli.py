@@ -1,9 +1,8 @@
 import subprocess
 import sys
 
-from click.testing import CliRunner
-
 import genesys
+from click.testing import CliRunner
 from genesys.cli import COMMANDS, cli
 
 

@@ -32,6 +32,10 @@ COMMANDS: Registry = {
         "chat": ("genesys.cli.llm:chat_cmd", "One completion of a prompt (optionally JSON-schema constrained)."),
         "usage": ("genesys.cli.llm:usage_cmd", "Token accounting per caller and experiment."),
     },
+    "design": {
+        "": ("", "Inspect designs locally and in the evolution tree."),
+        "info": ("genesys.lmade.cli:design_info", "Unit tree, digest and tuned size per scale."),
+    },
 }
 
 
