@@ -1,7 +1,8 @@
 """LMADE: the GAU protocol, designs, seeds, scales and the language model around a design."""
 
-from .design import Design, DesignFormatError, Unit, load_design
-from .gau import GAUBase, GAUShapeError, UnitDecl
+from genesys.design import Design, DesignFormatError, Unit, UnitDecl, load_design
+
+from .gau import GAUBase, GAUShapeError
 from .model import GenesysLM, autotune, build_lm, count_params
 from .scales import LADDER, SCALES, Scale, get_scale
 

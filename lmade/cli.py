@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import click
+from genesys.design import Design, DesignFormatError, load_design
 
-from .design import Design, DesignFormatError, load_design
 from .scales import SCALES
 
 

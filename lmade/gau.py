@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from genesys.design import UnitDecl
 from torch import nn
 
 
 class GAUShapeError(ValueError):
     """A unit received or produced a tensor that breaks the (B, L, D) contract."""
-
-
-@dataclass(frozen=True)
-class UnitDecl:
-    """A child unit as its parent declares it: which class, and what flows in and out."""
-
-    name: str
-    desc: str = ""
-    inputs: tuple[str, ...] = ("X",)
-    outputs: tuple[str, ...] = ("Y",)
-    requirements: str = ""
-
-    def __post_init__(self) -> None:
-        # Accept lists from design files while keeping the declaration hashable.
-        object.__setattr__(self, "inputs", tuple(self.inputs))
-        object.__setattr__(self, "outputs", tuple(self.outputs))
 
 
 class GAUBase(nn.Module):

@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 import torch
+from genesys.design import Design, DesignFormatError
 from torch import nn
 
-from .design import Design, DesignFormatError
 from .scales import Scale, get_scale
 
 RESERVED_CONFIG_KEYS = frozenset({"embed_dim", "block_loc", "kwarg_all", "device", "dtype"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from genesys.lmade.design import Design, load_design
+from genesys.design import Design, load_design
 
 # name -> design file in this folder
 SEED_FILES: dict[str, str] = {

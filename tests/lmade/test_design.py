@@ -113,3 +113,23 @@ def test_error_carries_line_number():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(DesignFormatError, match="cannot read design file"):
         load_design(str(tmp_path / "nope.py"))
+
+
+def test_proto_round_trip_survives_the_wire():
+    from genesys.design import Design
+    from genesys.v1 import design_pb2
+
+    for design in (load_design(GOOD, name="toy"), seeds.get("gpt")):
+        wire = design.to_proto().SerializeToString()
+        back = Design.from_proto(design_pb2.GauTree.FromString(wire))
+        assert back == design
+        assert back.digest == design.digest
+
+
+def test_design_format_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, genesys.design; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

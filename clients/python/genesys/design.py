@@ -2,7 +2,8 @@
 
 A design file holds only a module docstring, imports, GAU classes (direct subclasses of
 GAUBase), ``ROOT = "<root unit>"`` and ``CONFIG = {...}``. Parsing is static (AST only):
-loading a design never runs its code. ``Design.namespace()`` executes it and must only be
+loading a design never runs its code, and this module needs no torch, so the coordinator
+can validate and digest designs. ``Design.namespace()`` executes a design and must only be
 called where untrusted code may run (a sandboxed child process, or for trusted seeds).
 """
 
@@ -17,10 +18,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .gau import GAUBase, UnitDecl
-
 INIT_SIGNATURE = "(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs)"
 _INIT_POSITIONAL = ["self", "embed_dim", "block_loc", "kwarg_all"]
+
+
+@dataclass(frozen=True)
+class UnitDecl:
+    """A child unit as its parent declares it: which class, and what flows in and out."""
+
+    name: str
+    desc: str = ""
+    inputs: tuple[str, ...] = ("X",)
+    outputs: tuple[str, ...] = ("Y",)
+    requirements: str = ""
+
+    def __post_init__(self) -> None:
+        # Accept lists from design files while keeping the declaration hashable.
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
 
 
 class DesignFormatError(ValueError):
@@ -134,7 +149,9 @@ class Design:
         exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - see docstring
         return namespace
 
-    def root_class(self) -> type[GAUBase]:
+    def root_class(self) -> type:
+        from genesys.lmade.gau import GAUBase
+
         cls = self.namespace()[self.root]
         if not (isinstance(cls, type) and issubclass(cls, GAUBase)):
             raise DesignFormatError(f"ROOT {self.root!r} is not a GAUBase subclass")
