@@ -1,0 +1,416 @@
+"""Run untrusted code (designs, verification jobs) in a limited child process.
+
+``run_sandboxed("pkg.module:function", payload, Limits(...))`` starts a fresh interpreter
+(``sandbox_child.py``) rather than a multiprocessing child: a fresh process inherits no
+parent state (threads, open files, imported design modules, secrets in memory), can be
+wrapped in ``unshare``/``setpriv``, and gets a scrubbed environment. The target is called
+as ``function(payload, emit)``; ``emit(dict)`` streams progress events to ``on_event`` and
+the return value (JSON-able) comes back in ``SandboxResult.value``.
+
+Layers, strongest first (``isolation()`` says which this machine provides):
+- namespaces via ``unshare``: a network namespace with no interfaces (no network at all),
+  a PID namespace whose init is the supervisor (every process the code starts dies with
+  it) and its own /proc; as a normal user also a user namespace.
+- as root, ``setpriv`` drops the child to an unprivileged uid, so RLIMIT_NPROC applies
+  (root ignores it) and the file system's permissions stop writes outside the scratch
+  dir. CAP_DAC_READ_SEARCH is kept only when the interpreter is not world-readable.
+- rlimits in the worker: CPU seconds, address space (data segment with CUDA), processes
+  and threads, file size, no core files.
+- the audit-hook guard (``sandbox_guard``): clear messages for blocked sockets, process
+  starts, ctypes, reads outside the allowed roots and writes outside the scratch dir.
+- the parent: wall-clock limit, cancellation, and it survives any death of the child.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SANDBOX_UID = 65534  # "nobody": the uid a root parent drops the child to
+_CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_MAX_EVENTS_KEPT = 1000
+_MAX_LINE = 64 * 1024 * 1024
+_STDERR_TAIL = 4000
+_SIGNAL_GRACE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a sandboxed run may use. None switches a limit off."""
+
+    wall_s: float = 60.0
+    cpu_s: float | None = None  # default: wall_s x CPU count
+    memory_mb: int | None = 4096  # address space (RLIMIT_DATA instead when cuda=True)
+    max_procs: int | None = 512  # processes + threads of the sandbox uid (RLIMIT_NPROC)
+    max_file_mb: int | None = 1024  # largest file the child may write (RLIMIT_FSIZE)
+    threads: int | None = None  # OMP/MKL threads
+    network: bool = False
+    allow_subprocess: bool = False  # e.g. torch.compile, which runs a C compiler
+    allow_ctypes: bool = False
+    cuda: bool = False  # pass CUDA_VISIBLE_DEVICES through instead of hiding GPUs
+    writable_dirs: tuple[str, ...] = ()  # besides the scratch dir (chowned when dropping uid)
+    readable_dirs: tuple[str, ...] = ()  # besides the interpreter, site-packages, genesys
+    pythonpath: tuple[str, ...] = ()  # where to import the target from, if not installed
+    pass_env: tuple[str, ...] = ()  # names copied from the parent environment
+    env: Mapping[str, str] = field(default_factory=dict)
+    scratch_dir: str | None = None  # kept afterwards; default: a temp dir removed after
+    isolate: bool = True  # use namespaces / uid drop where the OS allows
+
+
+@dataclass
+class SandboxResult:
+    ok: bool
+    value: Any = None
+    reason: str = "ok"  # ok exception blocked timeout cpu_limit memory_limit signal exit
+    #                    cancelled start_failed
+    error: str = ""
+    traceback: str = ""
+    events: list[dict] = field(default_factory=list)
+    violations: list[dict] = field(default_factory=list)
+    exit_code: int | None = None
+    signal: int | None = None
+    cpu_s: float | None = None
+    peak_rss_mb: float | None = None
+    wall_s: float = 0.0
+    output_tail: str = ""
+    isolation: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """The OS layer this machine offers: the command prefix and what it enforces."""
+
+    prefix: tuple[str, ...]
+    drop_uid: bool
+    enforced: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    def describe(self) -> dict:
+        return {"enforced": list(self.enforced), "missing": list(self.missing)}
+
+
+def _probe(cmd: list[str]) -> bool:
+    """Does this prefix start our interpreter with its own standard library?"""
+    same_python = f"import sys; sys.exit(sys.base_prefix != {sys.base_prefix!r})"
+    try:
+        return subprocess.run(cmd + [sys.executable, "-c", same_python], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@functools.cache
+def isolation() -> Isolation:
+    """Find the strongest OS isolation that works here (probed once per process)."""
+    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    root = os.geteuid() == 0
+    ns = ["--net", "--pid", "--kill-child", "--mount-proc"]
+    candidates: list[tuple[list[str], bool, tuple[str, ...]]] = []
+    if unshare and root and setpriv:
+        drop = [setpriv, "--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_UID),
+                "--clear-groups"]
+        read_cap = ["--inh-caps", "+dac_read_search", "--ambient-caps", "+dac_read_search"]
+        base = [unshare, *ns, "--"]
+        what = ("network namespace", "pid namespace", f"uid {SANDBOX_UID}", "RLIMIT_NPROC",
+                "file permissions for writes")
+        candidates += [(base + drop + ["--"], True, what),
+                       (base + drop + read_cap + ["--"], True, what)]
+    if unshare:
+        user = [] if root else ["--user", "--map-root-user"]
+        candidates.append(([unshare, *user, *ns, "--"], False,
+                           ("network namespace", "pid namespace")
+                           + (() if root else ("user namespace", "RLIMIT_NPROC"))))
+    for prefix, drop_uid, enforced in candidates:
+        if _probe(prefix):
+            missing = () if drop_uid or not root else ("RLIMIT_NPROC (root)",)
+            return Isolation(tuple(prefix), drop_uid, enforced, missing)
+    return Isolation((), False, ("audit hook only",),
+                     ("network namespace", "pid namespace", "RLIMIT_NPROC (root)"
+                      if root else "user namespace"))
+
+
+def _read_roots(limits: Limits, scratch: str) -> list[str]:
+    paths = sysconfig.get_paths()
+    roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"],
+             str(_PACKAGE_DIR), *site.getsitepackages(), *limits.readable_dirs,
+             *limits.pythonpath, scratch]
+    import genesys
+
+    roots += list(genesys.__path__)
+    return [os.path.realpath(r) for r in roots if r]
+
+
+def _child_env(limits: Limits, scratch: str) -> dict[str, str]:
+    tmp = os.path.join(scratch, "tmp")
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": scratch, "TMPDIR": tmp, "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "MALLOC_ARENA_MAX": "2",
+        "HF_HOME": os.path.join(scratch, ".hf"), "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "XDG_CACHE_HOME": os.path.join(scratch, ".cache"),
+        "TORCHINDUCTOR_CACHE_DIR": os.path.join(scratch, ".cache", "inductor"),
+        "TRITON_CACHE_DIR": os.path.join(scratch, ".cache", "triton"),
+        "MPLCONFIGDIR": os.path.join(scratch, ".cache", "matplotlib"),
+    }
+    pythonpath = [*limits.pythonpath, *filter(None, os.environ.get("PYTHONPATH", "").split(
+        os.pathsep))]
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(pythonpath)
+    if limits.threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(limits.threads)
+    gpu_env = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "CUDA_HOME")
+    if limits.cuda:
+        env.update({k: os.environ[k] for k in gpu_env if k in os.environ})
+    else:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    env.update({k: os.environ[k] for k in limits.pass_env if k in os.environ})
+    env.update(limits.env)
+    return env
+
+
+def _chown_tree(path: str, uid: int) -> None:
+    os.chown(path, uid, uid)
+    for parent, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class _Run:
+    """One sandboxed child: start it, pump its pipes, enforce the clock, collect the end."""
+
+    def __init__(self, target: str, payload: dict, limits: Limits,
+                 on_event: Callable[[dict], None] | None, cancel: threading.Event | None):
+        self.target, self.payload, self.limits = target, payload, limits
+        self.on_event, self.cancel = on_event, cancel
+        self.iso = isolation() if limits.isolate else Isolation((), False, ("audit hook only",),
+                                                                 ("isolation off",))
+        self.nonce = secrets.token_hex(16)
+        self.events: collections.deque[dict] = collections.deque(maxlen=_MAX_EVENTS_KEPT)
+        self.violations: list[dict] = []
+        self.final: dict | None = None  # the worker's result or error message
+        self.exit: dict | None = None  # the supervisor's report on how the worker ended
+        self.stopped: str | None = None  # timeout / cancelled when the parent killed it
+
+    def run(self) -> SandboxResult:
+        started = time.monotonic()
+        own_scratch = self.limits.scratch_dir is None
+        scratch = tempfile.mkdtemp(prefix="genesys-sandbox-") if own_scratch else \
+            self.limits.scratch_dir
+        os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
+        try:
+            if self.iso.drop_uid:
+                for path in (scratch, *self.limits.writable_dirs):
+                    _chown_tree(path, SANDBOX_UID)
+            with tempfile.TemporaryFile() as output:
+                result = self._execute(scratch, output)
+                output.seek(max(0, output.seek(0, os.SEEK_END) - _STDERR_TAIL))
+                result.output_tail = output.read().decode(errors="replace")
+        finally:
+            if own_scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+        result.wall_s = time.monotonic() - started
+        result.isolation = self.iso.describe()
+        return result
+
+    def _request(self, scratch: str) -> bytes:
+        limits = asdict(self.limits)
+        limits["cpu_s"] = self.limits.cpu_s or self.limits.wall_s * (os.cpu_count() or 1)
+        limits["env"] = {}
+        return json.dumps({
+            "target": self.target, "payload": self.payload, "limits": limits,
+            "nonce": self.nonce, "scratch": scratch, "pythonpath": list(self.limits.pythonpath),
+            "read_roots": _read_roots(self.limits, scratch),
+            "write_roots": [scratch, *self.limits.writable_dirs],
+        }).encode()
+
+    def _execute(self, scratch: str, output: Any) -> SandboxResult:
+        events_r, events_w = os.pipe()
+        status_r, status_w = os.pipe()
+        prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
+        cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT),
+               str(events_w), str(status_w)]
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=output, stderr=output, cwd=scratch,
+                env=_child_env(self.limits, scratch), pass_fds=(events_w, status_w),
+                start_new_session=True)
+        except OSError as exc:
+            for fd in (events_r, events_w, status_r, status_w):
+                os.close(fd)
+            return SandboxResult(False, reason="start_failed", error=f"cannot start: {exc}")
+        os.close(events_w)
+        os.close(status_w)
+        threading.Thread(target=self._feed, args=(proc, self._request(scratch)),
+                         daemon=True).start()
+        try:
+            self._pump(proc, {events_r: self._on_line, status_r: self._on_status})
+        finally:
+            self._kill(proc)
+            os.close(events_r)
+            os.close(status_r)
+        return self._outcome(proc)
+
+    @staticmethod
+    def _feed(proc: subprocess.Popen, request: bytes) -> None:
+        try:
+            proc.stdin.write(request)
+            proc.stdin.close()
+        except OSError:
+            pass  # the child died before reading; its exit tells the story
+
+    def _pump(self, proc: subprocess.Popen, handlers: dict[int, Callable[[dict], None]]) -> None:
+        deadline = time.monotonic() + self.limits.wall_s
+        buffers = {fd: b"" for fd in handlers}
+        exited_at: float | None = None
+        with selectors.DefaultSelector() as sel:
+            for fd in handlers:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                now = time.monotonic()
+                if now >= deadline:
+                    self.stopped = "timeout"
+                    return
+                if self.cancel is not None and self.cancel.is_set():
+                    self.stopped = "cancelled"
+                    return
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at > _SIGNAL_GRACE_S:
+                    return  # a stray grandchild holds a pipe open
+                for key, _ in sel.select(timeout=min(0.2, deadline - now)):
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        sel.unregister(key.fd)
+                        continue
+                    *lines, buffers[key.fd] = (buffers[key.fd] + chunk).split(b"\n")
+                    if len(buffers[key.fd]) > _MAX_LINE:
+                        buffers[key.fd] = b""  # a runaway writer; drop the garbage
+                    for line in lines:
+                        self._dispatch(line, handlers[key.fd])
+
+    @staticmethod
+    def _dispatch(line: bytes, handler: Callable[[dict], None]) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(message, dict):
+            handler(message)
+
+    def _on_line(self, message: dict) -> None:
+        if message.get("nonce") != self.nonce:
+            return  # not written by the worker's channel
+        kind = message.get("kind")
+        if kind == "event" and isinstance(message.get("data"), dict):
+            self.events.append(message["data"])
+            if self.on_event is not None:
+                self.on_event(message["data"])
+        elif kind == "violation":
+            self.violations.append({"operation": message.get("operation"),
+                                    "detail": message.get("detail")})
+        elif kind in ("result", "error") and self.final is None:
+            self.final = message
+
+    def _on_status(self, message: dict) -> None:
+        if message.get("kind") == "exit":
+            self.exit = message
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+
+    def _outcome(self, proc: subprocess.Popen) -> SandboxResult:
+        exit_info = self.exit or {}
+        result = SandboxResult(
+            False, events=list(self.events), violations=self.violations,
+            exit_code=exit_info.get("code"), signal=exit_info.get("signal"),
+            cpu_s=exit_info.get("cpu_s"), peak_rss_mb=exit_info.get("peak_rss_mb"))
+        if self.stopped == "timeout":
+            result.reason = "timeout"
+            result.error = f"wall-clock limit of {self.limits.wall_s:g} s exceeded"
+        elif self.stopped == "cancelled":
+            result.reason, result.error = "cancelled", "cancelled by the parent"
+        elif self.final is not None and self.final["kind"] == "result":
+            result.ok, result.value = True, self.final.get("value")
+        elif self.final is not None:
+            result.reason = str(self.final.get("reason", "exception"))
+            result.error = str(self.final.get("error", ""))
+            result.traceback = str(self.final.get("traceback", ""))
+        else:
+            self._explain_death(result, proc)
+        if self.violations and result.reason in ("ok", "exception"):
+            first = self.violations[0]
+            result.ok, result.reason = False, "blocked"
+            result.error = f"blocked operation {first['operation']}: {first['detail']}"
+        return result
+
+    def _explain_death(self, result: SandboxResult, proc: subprocess.Popen) -> None:
+        cpu_limit = float(self.limits.cpu_s or self.limits.wall_s * (os.cpu_count() or 1))
+        if result.signal is not None:
+            name = _signal_name(result.signal)
+            over_cpu = (result.cpu_s or 0.0) >= cpu_limit - 0.5
+            if result.signal == signal.SIGXCPU or (result.signal == signal.SIGKILL and over_cpu):
+                result.reason = "cpu_limit"
+                result.error = f"CPU time limit of {cpu_limit:g} s exceeded ({name})"
+            else:
+                result.reason = "signal"
+                result.error = f"the child was killed by signal {name} ({result.signal})"
+        elif result.exit_code is not None:
+            result.reason = "exit"
+            result.error = f"the child exited with code {result.exit_code} before returning"
+        else:
+            result.reason = "start_failed"
+            result.error = f"the sandbox ended without a report (exit status {proc.returncode})"
+
+
+def run_sandboxed(
+    target: str,
+    payload: dict,
+    limits: Limits | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> SandboxResult:
+    """Run ``target`` ("module:function") on ``payload`` in a sandboxed child process.
+
+    Never raises for anything the child does: crashes, limits and blocked operations come
+    back as ``SandboxResult(ok=False, reason=..., error=...)``. Setting ``cancel`` kills the
+    child (the result's reason is then "cancelled").
+    """
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:function', got {target!r}")
+    return _Run(target, payload, limits or Limits(), on_event, cancel).run()

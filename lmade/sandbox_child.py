@@ -1,0 +1,147 @@
+"""The sandbox child: a tiny supervisor that forks one worker to run the target.
+
+Started by ``genesys.lmade.sandbox`` as a script (``python -s .../sandbox_child.py EVENTS
+STATUS``), inside fresh namespaces when the OS allows, so the supervisor never imports
+torch and is PID 1 of the sandbox's PID namespace. It reads its request (JSON) from stdin,
+forks the worker and reports how the worker ended (exit code or signal, CPU seconds, peak
+RSS) on the STATUS pipe, which the worker does not hold. The worker sets the resource
+limits, imports the target's module (trusted code), installs the audit-hook guard, then
+calls ``target(payload, emit)`` and sends events and the result on the EVENTS pipe as
+JSON lines.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import signal
+import sys
+import traceback
+
+if __name__ == "__main__":
+    # Run as a script: import the guard from this folder without importing genesys.lmade
+    # (whose __init__ imports torch), then drop the folder from the import path.
+    import sandbox_guard  # type: ignore[import-not-found]
+
+    del sys.path[0]
+    sys.modules["genesys.lmade.sandbox_guard"] = sandbox_guard  # one SandboxViolation class
+else:
+    from genesys.lmade import sandbox_guard
+
+_MB = 1024 * 1024
+
+
+class Channel:
+    """Newline-delimited JSON messages to the parent over an inherited pipe."""
+
+    def __init__(self, fd: int, nonce: str):
+        self.fd = fd
+        self.nonce = nonce
+
+    def send(self, kind: str, **fields: object) -> None:
+        line = json.dumps({"kind": kind, "nonce": self.nonce, **fields}, default=repr) + "\n"
+        data = line.encode()
+        while data:
+            data = data[os.write(self.fd, data):]
+
+    def event(self, data: dict) -> None:
+        self.send("event", data=data)
+
+
+def _set_limits(limits: dict) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not leave a core file
+    if limits.get("cpu_s"):
+        cpu = int(limits["cpu_s"] + 0.999)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    if limits.get("memory_mb"):
+        # CUDA reserves huge address ranges, so on GPUs only data mappings are limited.
+        which = resource.RLIMIT_DATA if limits.get("cuda") else resource.RLIMIT_AS
+        mem = int(limits["memory_mb"]) * _MB
+        resource.setrlimit(which, (mem, mem))
+    if limits.get("max_procs"):
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["max_procs"],) * 2)
+    if limits.get("max_file_mb"):
+        size = int(limits["max_file_mb"]) * _MB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises EFBIG
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker(request: dict, channel: Channel) -> None:
+    limits = request["limits"]
+    _set_limits(limits)
+    _die_with_parent()
+    sys.path[:0] = request["pythonpath"]
+    module_name, _, attr = request["target"].partition(":")
+    target = getattr(importlib.import_module(module_name), attr)
+    violations: list[str] = []
+
+    def report(operation: str, detail: str) -> None:
+        violations.append(operation)
+        channel.send("violation", operation=operation, detail=detail)
+
+    sandbox_guard.install(
+        request["read_roots"], request["write_roots"], report,
+        allow_subprocess=limits.get("allow_subprocess", False),
+        allow_network=limits.get("network", False),
+        allow_ctypes=limits.get("allow_ctypes", False),
+    )
+    try:
+        value = target(request["payload"], channel.event)
+    except BaseException as exc:  # noqa: BLE001 - every failure is reported to the parent
+        _send_error(channel, exc, "blocked" if violations else None)
+        return
+    channel.send("result", value=value)
+
+
+def _send_error(channel: Channel, exc: BaseException, reason: str | None = None) -> None:
+    channel.send(
+        "error",
+        reason=reason or sandbox_guard.failure_reason(exc),
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=traceback.format_exc(limit=-30),
+    )
+
+
+def _supervise(pid: int, status_fd: int) -> None:
+    _, status, usage = os.wait4(pid, 0)
+    ended: dict[str, object] = {"cpu_s": usage.ru_utime + usage.ru_stime,
+                                "peak_rss_mb": usage.ru_maxrss / 1024}
+    if os.WIFSIGNALED(status):
+        ended["signal"] = os.WTERMSIG(status)
+    else:
+        ended["code"] = os.WEXITSTATUS(status)
+    os.write(status_fd, (json.dumps({"kind": "exit", **ended}) + "\n").encode())
+
+
+def main() -> None:
+    events_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
+    request = json.loads(sys.stdin.buffer.read())
+    os.chdir(request["scratch"])
+    pid = os.fork()
+    if pid == 0:
+        os.close(status_fd)
+        channel = Channel(events_fd, request["nonce"])
+        try:
+            _worker(request, channel)
+        except BaseException as exc:  # noqa: BLE001 - setup failures go to the parent too
+            _send_error(channel, exc)
+        finally:
+            os._exit(0)  # skip interpreter teardown: no design finalizers run after the result
+    os.close(events_fd)
+    _supervise(pid, status_fd)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

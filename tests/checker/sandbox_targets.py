@@ -1,0 +1,89 @@
+"""Trusted-looking targets that misbehave, run by the sandbox tests in a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+
+def echo(payload: dict, emit) -> dict:
+    for i in range(payload.get("events", 0)):
+        emit({"step": i})
+    return {"echo": payload, "cwd": os.getcwd(), "uid": os.getuid(),
+            "env": sorted(os.environ)}
+
+
+def crash(payload: dict, emit) -> None:
+    emit({"about_to": payload["how"]})
+    how = payload["how"]
+    if how == "segfault":
+        import faulthandler
+
+        faulthandler._sigsegv()
+    elif how == "exit":
+        os._exit(3)
+    elif how == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "raise":
+        raise ValueError("boom")
+    time.sleep(5)
+
+
+def spin(payload: dict, emit) -> None:
+    while True:
+        pass
+
+
+def sleep(payload: dict, emit) -> None:
+    emit({"sleeping": True})
+    time.sleep(payload.get("s", 60))
+
+
+def allocate(payload: dict, emit) -> None:
+    chunks = []
+    while True:
+        chunks.append(bytearray(64 * 1024 * 1024))
+
+
+def fork_bomb(payload: dict, emit) -> dict:
+    children = 0
+    try:
+        while children < payload.get("max", 10_000):
+            if os.fork() == 0:
+                time.sleep(30)
+                os._exit(0)
+            children += 1
+    except OSError as exc:
+        return {"children": children, "error": str(exc)}
+    return {"children": children}
+
+
+def connect(payload: dict, emit) -> None:
+    socket.create_connection(("127.0.0.1", payload["port"]), timeout=2)
+
+
+def swallow(payload: dict, emit) -> str:
+    try:
+        open(payload["path"]).read()
+    except Exception:
+        pass
+    return "swallowed"
+
+
+def write(payload: dict, emit) -> str:
+    with open(payload["path"], "w") as f:
+        f.write("x")
+    return "written"
+
+
+def system(payload: dict, emit) -> int:
+    return os.system(payload["cmd"])
+
+
+def rlimits(payload: dict, emit) -> dict:
+    import resource
+
+    return {name: resource.getrlimit(getattr(resource, name))
+            for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE")}

@@ -1,0 +1,149 @@
+"""The sandbox: limits, crashes, blocked operations, events, cancellation, clean host."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from genesys.lmade.sandbox import Limits, isolation, run_sandboxed
+
+HERE = str(Path(__file__).resolve().parent)
+
+
+def run(name: str, payload: dict | None = None, **limits) -> object:
+    limits.setdefault("wall_s", 20)
+    return run_sandboxed(f"sandbox_targets:{name}", payload or {},
+                         Limits(pythonpath=(HERE,), **limits))
+
+
+def test_value_events_scratch_and_scrubbed_env(monkeypatch):
+    monkeypatch.setenv("GENESYS_API_TOKEN", "secret-token")
+    seen = []
+    result = run_sandboxed("sandbox_targets:echo", {"events": 3},
+                           Limits(wall_s=20, pythonpath=(HERE,)), on_event=seen.append)
+    assert result.ok, result.error
+    assert result.value["echo"] == {"events": 3}
+    assert seen == [{"step": 0}, {"step": 1}, {"step": 2}] == result.events
+    assert "GENESYS_API_TOKEN" not in result.value["env"]
+    scratch = result.value["cwd"]
+    assert "genesys-sandbox-" in scratch and not os.path.exists(scratch)
+
+
+@pytest.mark.parametrize(("how", "reason", "needle"), [
+    ("segfault", "signal", "SIGSEGV"),
+    ("exit", "exit", "code 3"),
+    ("sigkill", "signal", "SIGKILL"),
+    ("raise", "exception", "ValueError: boom"),
+])
+def test_parent_survives_any_child_death(how, reason, needle):
+    result = run("crash", {"how": how})
+    assert not result.ok
+    assert result.reason == reason
+    assert needle in result.error
+    assert result.events == [{"about_to": how}]
+
+
+def test_cpu_limit():
+    result = run("spin", cpu_s=1, wall_s=60)
+    assert (result.reason, result.ok) == ("cpu_limit", False), result.error
+    assert "CPU time limit" in result.error
+
+
+def test_wall_clock_limit():
+    result = run("sleep", {"s": 60}, wall_s=1.5)
+    assert result.reason == "timeout" and "wall-clock" in result.error
+    assert result.wall_s < 10
+
+
+def test_cancel_from_parent():
+    cancel = threading.Event()
+    result_box = []
+
+    def on_event(event: dict) -> None:
+        cancel.set()  # the child is running: cancel it
+
+    thread = threading.Thread(target=lambda: result_box.append(run_sandboxed(
+        "sandbox_targets:sleep", {"s": 60}, Limits(wall_s=60, pythonpath=(HERE,)),
+        on_event=on_event, cancel=cancel)))
+    thread.start()
+    thread.join(30)
+    assert result_box and result_box[0].reason == "cancelled"
+
+
+def test_memory_limit():
+    result = run("allocate", memory_mb=600, cpu_s=60, wall_s=60)
+    assert result.reason == "memory_limit", (result.reason, result.error)
+    assert "MemoryError" in result.error
+
+
+def test_network_blocked(free_port):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", free_port))
+        server.listen()
+        result = run("connect", {"port": free_port})
+    assert result.reason == "blocked" and "socket" in result.error
+
+
+def test_shell_command_blocked_and_host_unchanged(tmp_path):
+    marker = tmp_path / "pwned"
+    result = run("system", {"cmd": f"touch {marker}"})
+    assert result.reason == "blocked" and "os.system" in result.error
+    assert not marker.exists()
+
+
+def test_swallowed_violation_still_fails():
+    result = run("swallow", {"path": "/etc/passwd"})
+    assert result.value == "swallowed"
+    assert not result.ok and result.reason == "blocked"
+    assert "/etc/passwd" in result.error
+
+
+def test_write_outside_scratch_blocked(tmp_path):
+    target = tmp_path / "outside.txt"
+    result = run("write", {"path": str(target)})
+    assert result.reason == "blocked" and str(target) in result.error
+    assert not target.exists()
+
+
+def test_writable_dir_allowed(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run("write", {"path": str(work / "ckpt.txt")}, writable_dirs=(str(work),))
+    assert result.ok, result.error
+    assert (work / "ckpt.txt").read_text() == "x"
+
+
+@pytest.mark.skipif(not isolation().drop_uid and os.geteuid() == 0,
+                    reason="root without a uid drop: RLIMIT_NPROC is not enforced")
+@pytest.mark.skipif(not isolation().prefix, reason="no namespaces on this machine")
+def test_fork_bomb_stopped_by_nproc_even_without_the_hook():
+    result = run("fork_bomb", {"max": 400}, allow_subprocess=True, max_procs=24)
+    assert result.ok, result.error
+    assert result.value["children"] < 24 and "Resource temporarily unavailable" in \
+        result.value["error"]
+
+
+@pytest.mark.skipif("--net" not in isolation().prefix, reason="no network namespace here")
+def test_network_namespace_has_no_route(free_port):
+    code = ("import socket\n"
+            f"try: socket.create_connection(('127.0.0.1', {free_port}), timeout=2)\n"
+            "except OSError: raise SystemExit(7)\n")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", free_port))
+        server.listen()
+        done = subprocess.run([*isolation().prefix, sys.executable, "-c", code], timeout=60)
+    assert done.returncode == 7
+
+
+def test_rlimits_applied():
+    result = run("rlimits", cpu_s=5, memory_mb=2048, max_procs=100)
+    assert result.ok, result.error
+    assert result.value["RLIMIT_CPU"][0] == 5
+    assert result.value["RLIMIT_AS"][0] == 2048 * 1024 * 1024
+    assert result.value["RLIMIT_NPROC"][0] == 100
+    assert result.value["RLIMIT_CORE"] == [0, 0]
