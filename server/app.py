@@ -1,0 +1,203 @@
+"""The coordinator process: store, services, health + reflection, background reaper, TLS,
+graceful shutdown. Run it with `genesys server start`, or in-process with
+`start_in_thread(config)` (tests, demos).
+
+When serving, it prints one line ``genesys-coordinator ready address=HOST:PORT`` and writes
+the bound address to ``<data_dir>/address`` (use ``--listen 127.0.0.1:0`` for a free port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from genesys.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    budget_pb2,
+    budget_pb2_grpc,
+    evolution_pb2,
+    evolution_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .auth import Authenticator, ensure_local_token
+from .config import ServerConfig
+from .events import EventHub, WorkSignal
+from .evolution import Evolution
+from .rpc import AuthServicer, BudgetServicer, EvolutionServicer, SchedulerServicer
+from .scheduler import Scheduler
+from .seeds import default_seeds_dir
+from .store import Store, open_store
+
+log = logging.getLogger("genesys.server")
+SERVICES = [
+    evolution_pb2.DESCRIPTOR.services_by_name["EvolutionService"].full_name,
+    scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
+    budget_pb2.DESCRIPTOR.services_by_name["BudgetService"].full_name,
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+]
+
+
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    tls = config.tls
+    if not tls.cert:
+        return None
+    if not tls.key:
+        raise ValueError("config key 'tls.key': required when tls.cert is set")
+    pair = [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())]
+    if tls.client_ca:
+        return grpc.ssl_server_credentials(pair, Path(tls.client_ca).read_bytes(),
+                                           require_client_auth=True)
+    return grpc.ssl_server_credentials(pair)
+
+
+class Coordinator:
+    """One coordinator: call `await start()`, then `await serve_until(stop_event)`."""
+
+    def __init__(self, config: ServerConfig, store: Store | None = None):
+        self.config = config
+        self.data_dir = config.data_path
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store or open_store(config.store.url, self.data_dir, config.store.sqlite_sync)
+        self.auth = Authenticator(self.store)
+        self.token_file = ensure_local_token(self.auth, self.store, self.data_dir)
+        seeds_dir = Path(config.seeds_dir) if config.seeds_dir else default_seeds_dir()
+        self.hub = EventHub(self.store)
+        self.work = WorkSignal()
+        self.evolution = Evolution(self.store, self.hub, self.work, config, seeds_dir)
+        self.scheduler = Scheduler(self.store, self.hub, self.work, self.evolution, config)
+        self.address = ""
+        self._server: grpc.aio.Server | None = None
+        self._reaper: asyncio.Task | None = None
+
+    async def start(self) -> str:
+        limit = self.config.limits.max_message_bytes
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 0),
+        ])
+        parts = (self.auth, self.evolution, self.scheduler)
+        evolution_pb2_grpc.add_EvolutionServiceServicer_to_server(EvolutionServicer(*parts), server)
+        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
+            SchedulerServicer(*parts, max_wait=self.config.scheduler.max_wait_seconds), server)
+        budget_pb2_grpc.add_BudgetServiceServicer_to_server(BudgetServicer(*parts), server)
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(*parts), server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(SERVICES + [health.SERVICE_NAME,
+                                                        reflection.SERVICE_NAME], server)
+        creds = _credentials(self.config)
+        host = self.config.listen.rpartition(":")[0]
+        port = (server.add_secure_port(self.config.listen, creds) if creds
+                else server.add_insecure_port(self.config.listen))
+        if not port:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        self.evolution.rescore_all()
+        await server.start()
+        for name in ["", *SERVICES]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.address = f"{host}:{port}"
+        (self.data_dir / "address").write_text(self.address + "\n")
+        self._reaper = asyncio.create_task(self._reap_forever())
+        log.info("event=started address=%s store=%s data_dir=%s tls=%s", self.address,
+                 type(self.store).__name__, self.data_dir, bool(creds))
+        return self.address
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.scheduler.reap_interval_seconds)
+            try:
+                self.scheduler.reap()
+            except Exception:
+                log.exception("event=reap_failed")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting calls, let in-flight calls finish (up to `grace` s), close the store."""
+        if self._server is None:
+            return
+        await self.health.enter_graceful_shutdown()
+        if self._reaper:
+            self._reaper.cancel()
+        await self._server.stop(grace)
+        self._server = None
+        self.store.close()
+        log.info("event=stopped address=%s", self.address)
+
+
+async def serve(config: ServerConfig, ready=print) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    coordinator = Coordinator(config)
+    address = await coordinator.start()
+    if coordinator.token_file:
+        ready(f"genesys-coordinator local admin token written to {coordinator.token_file}")
+    ready(f"genesys-coordinator ready address={address}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await coordinator.stop()
+
+
+@dataclass
+class RunningCoordinator:
+    """A coordinator serving on a background thread (see start_in_thread)."""
+
+    coordinator: Coordinator
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    @property
+    def address(self) -> str:
+        return self.coordinator.address
+
+    @property
+    def token(self) -> str:
+        return (self.coordinator.data_dir / "token").read_text().strip()
+
+    def stop(self, grace: float = 1.0) -> None:
+        asyncio.run_coroutine_threadsafe(self.coordinator.stop(grace), self.loop).result(grace + 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def start_in_thread(config: ServerConfig) -> RunningCoordinator:
+    """Start a coordinator on its own event-loop thread and return once it serves."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    box: dict = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            try:
+                box["c"] = Coordinator(config)
+                await box["c"].start()
+            except BaseException as e:  # reported to the caller below
+                box["error"] = e
+            finally:
+                started.set()
+
+        loop.run_until_complete(boot())
+        if "error" not in box:
+            loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=run, name="genesys-coordinator", daemon=True)
+    thread.start()
+    started.wait(60)
+    if "error" in box:
+        raise box["error"]
+    return RunningCoordinator(box["c"], loop, thread)

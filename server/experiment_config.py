@@ -1,0 +1,121 @@
+"""Experiment config defaults (paper + reference implementation) and validation.
+
+Unset proto3 fields (zero values) take the defaults below, so a client may send a partial
+config. Validation errors name the field (INVALID_ARGUMENT).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from genesys.v1 import experiment_pb2
+
+from .errors import InvalidArgument
+
+GiB = 1 << 30
+# rung -> (default verification budget, default minimum device memory)
+RUNG_DEFAULTS: dict[str, tuple[int, int]] = {
+    "micro": (64, 0),
+    "tiny": (16, 0),
+    "14M": (256, 2 * GiB),
+    "31M": (64, 4 * GiB),
+    "70M": (16, 8 * GiB),
+    "125M": (4, 16 * GiB),
+    "350M": (1, 32 * GiB),
+}
+DEFAULT_LADDER = ("14M", "31M", "70M", "125M", "350M")
+# name -> score of random guessing (paper benchmarks, accuracy metrics)
+DEFAULT_BENCHMARKS = {
+    "lambada_openai": 0.0, "hellaswag": 0.25, "piqa": 0.5, "arc_easy": 0.25,
+    "arc_challenge": 0.25, "winogrande": 0.5, "openbookqa": 0.25,
+}
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def parse_ladder(spec: str) -> list[experiment_pb2.Rung]:
+    """Rungs from "micro:8,tiny:2" (budget optional: "micro,tiny" takes the defaults)."""
+    rungs = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, budget = part.partition(":")
+        if name not in RUNG_DEFAULTS:
+            raise InvalidArgument("ladder", f"unknown rung {name!r} (known: {', '.join(RUNG_DEFAULTS)})")
+        try:
+            rungs.append(experiment_pb2.Rung(name=name, budget=int(budget) if budget else 0))
+        except ValueError:
+            raise InvalidArgument("ladder", f"budget of {name!r} must be an integer") from None
+    return rungs
+
+
+def with_defaults(config: experiment_pb2.ExperimentConfig, seeds: list[str], lease_seconds: int,
+                  max_attempts: int, open_design_jobs: int) -> experiment_pb2.ExperimentConfig:
+    """A copy of `config` with every unset field filled in."""
+    c = experiment_pb2.ExperimentConfig()
+    c.CopyFrom(config)
+    if not c.ladder.rungs:
+        c.ladder.rungs.extend(experiment_pb2.Rung(name=n) for n in DEFAULT_LADDER)
+    for rung in c.ladder.rungs:
+        budget, memory = RUNG_DEFAULTS.get(rung.name, (1, 0))
+        rung.budget = rung.budget or budget
+        rung.min_memory_bytes = rung.min_memory_bytes or memory
+    c.ladder.selection_ratio = c.ladder.selection_ratio or 4.0
+    s = c.selection
+    s.p_explore = s.p_explore or 0.2
+    s.fitness_cut = s.fitness_cut or 0.25
+    s.confidence_cut = s.confidence_cut or 0.25
+    s.noise = s.noise or 0.05
+    s.min_advantage = s.min_advantage or 0.02
+    m = c.design_mix
+    if not (m.mutation or m.crossover or m.scratch):
+        m.mutation, m.crossover, m.scratch = 0.8, 0.15, 0.05
+    m.crossover_unlock = m.crossover_unlock or 10
+    m.scratch_unlock = m.scratch_unlock or 20
+    m.max_open_design_jobs = m.max_open_design_jobs or open_design_jobs
+    if not c.benchmarks:
+        c.benchmarks.extend(experiment_pb2.Benchmark(name=n, random_baseline=b, weight=1.0)
+                            for n, b in DEFAULT_BENCHMARKS.items())
+    if not c.seeds:
+        c.seeds.extend(seeds)
+    c.jobs.lease_seconds = c.jobs.lease_seconds or lease_seconds
+    c.jobs.max_attempts = c.jobs.max_attempts or max_attempts
+    return c
+
+
+def validate(name: str, config: experiment_pb2.ExperimentConfig) -> None:
+    if not NAME_RE.match(name):
+        raise InvalidArgument("name", f"{name!r} must match {NAME_RE.pattern}")
+    rungs = [r.name for r in config.ladder.rungs]
+    if len(set(rungs)) != len(rungs):
+        raise InvalidArgument("config.ladder.rungs", "rung names must be unique")
+    for i, rung in enumerate(config.ladder.rungs):
+        if rung.name not in RUNG_DEFAULTS:
+            raise InvalidArgument(f"config.ladder.rungs[{i}].name",
+                                  f"unknown rung {rung.name!r} (known: {', '.join(RUNG_DEFAULTS)})")
+        for field in ("budget", "tokens_per_design", "min_memory_bytes", "lease_seconds"):
+            if getattr(rung, field) < 0:
+                raise InvalidArgument(f"config.ladder.rungs[{i}].{field}", "must be >= 0")
+    if config.ladder.selection_ratio < 1:
+        raise InvalidArgument("config.ladder.selection_ratio", "must be >= 1")
+    s = config.selection
+    for field in ("p_explore", "fitness_cut", "confidence_cut", "noise", "min_advantage"):
+        if not 0 <= getattr(s, field) <= 1:
+            raise InvalidArgument(f"config.selection.{field}", "must be within [0, 1]")
+    m = config.design_mix
+    for field in ("mutation", "crossover", "scratch"):
+        if getattr(m, field) < 0:
+            raise InvalidArgument(f"config.design_mix.{field}", "must be >= 0")
+    for field in ("crossover_unlock", "scratch_unlock", "max_designs", "max_open_design_jobs"):
+        if getattr(m, field) < 0:
+            raise InvalidArgument(f"config.design_mix.{field}", "must be >= 0")
+    names = [b.name for b in config.benchmarks]
+    if len(set(names)) != len(names) or "" in names:
+        raise InvalidArgument("config.benchmarks", "benchmark names must be unique and non-empty")
+    if config.jobs.lease_seconds <= 0 or config.jobs.max_attempts <= 0:
+        raise InvalidArgument("config.jobs", "lease_seconds and max_attempts must be > 0")
+    if config.extra_json:
+        try:
+            extra = json.loads(config.extra_json)
+        except json.JSONDecodeError as e:
+            raise InvalidArgument("config.extra_json", f"not JSON: {e}") from None
+        if not isinstance(extra, dict):
+            raise InvalidArgument("config.extra_json", "must be a JSON object")

@@ -1,0 +1,396 @@
+"""The MongoDB store (mongoengine). Conditional writes are single-document updates with a
+filter, which MongoDB applies atomically; the event sequence uses a counter document.
+
+``mongomock://host/db`` connects the same documents to an in-memory mongomock client
+(tests; single-threaded).
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlparse
+
+import mongoengine as me
+from genesys.v1 import budget_pb2, design_pb2, experiment_pb2, job_pb2
+from mongoengine.errors import NotUniqueError
+
+from .errors import AlreadyExists, DuplicateDesign, FailedPrecondition
+from .store import DesignQuery, JobQuery, LedgerRow, Store, TokenRecord, deadline_of, design_rungs
+
+ALIAS = "genesys"
+
+
+def _meta(collection: str, *indexes) -> dict:
+    return {"collection": collection, "db_alias": ALIAS, "indexes": list(indexes),
+            "auto_create_index": False}
+
+
+class ExperimentDoc(me.Document):
+    name = me.StringField(primary_key=True)
+    created = me.FloatField()
+    body = me.BinaryField(required=True)
+    meta = _meta("experiments", "created")
+
+
+class DesignDoc(me.Document):
+    key = me.StringField(primary_key=True)
+    experiment = me.StringField(required=True)
+    digest = me.StringField(required=True)
+    seq = me.IntField()
+    state = me.IntField()
+    quadrant = me.IntField()
+    rungs = me.ListField(me.StringField())
+    parents = me.ListField(me.StringField())
+    body = me.BinaryField(required=True)
+    meta = _meta("designs", {"fields": ["experiment", "digest"], "unique": True},
+                 ("experiment", "seq"), "parents")
+
+
+class JobDoc(me.Document):
+    key = me.StringField(primary_key=True)
+    experiment = me.StringField()
+    seq = me.IntField()
+    kind = me.IntField()
+    state = me.IntField()
+    worker_id = me.StringField()
+    design_id = me.StringField()
+    rung = me.StringField()
+    fencing = me.IntField()
+    deadline = me.FloatField()
+    dedupe = me.StringField()
+    body = me.BinaryField(required=True)
+    meta = _meta("jobs", {"fields": ["dedupe"], "unique": True, "sparse": True},
+                 ("state", "kind", "seq"), ("state", "deadline"), ("experiment", "kind"))
+
+
+class LedgerDoc(me.Document):
+    experiment = me.StringField(required=True)
+    rung = me.StringField(required=True)
+    seq = me.IntField()
+    total = me.IntField(default=0)
+    reserved = me.IntField(default=0)
+    committed = me.IntField(default=0)
+    used = me.IntField(default=0)   # reserved + committed, so a reserve is one filtered update
+    meta = _meta("ledger", {"fields": ["experiment", "rung"], "unique": True})
+
+
+class LedgerEntryDoc(me.Document):
+    experiment = me.StringField()
+    rung = me.StringField()
+    op = me.IntField()
+    amount = me.IntField()
+    job_id = me.StringField()
+    time = me.FloatField()
+    meta = _meta("ledger_entries", ("experiment", "-time"))
+
+
+class WorkerDoc(me.Document):
+    key = me.StringField(primary_key=True)
+    seq = me.IntField()
+    body = me.BinaryField(required=True)
+    meta = _meta("workers")
+
+
+class TokenDoc(me.Document):
+    key = me.StringField(primary_key=True)
+    name = me.StringField(unique=True)
+    role = me.IntField()
+    secret_hash = me.StringField()
+    created_at = me.FloatField()
+    expires_at = me.FloatField()
+    revoked = me.BooleanField(default=False)
+    meta = _meta("tokens")
+
+
+class EventDoc(me.Document):
+    seq = me.IntField(primary_key=True)
+    experiment = me.StringField()
+    body = me.BinaryField(required=True)
+    meta = _meta("events", ("experiment", "seq"))
+
+
+class CounterDoc(me.Document):
+    name = me.StringField(primary_key=True)
+    value = me.IntField(default=0)
+    meta = _meta("counters")
+
+
+DOCUMENTS = (ExperimentDoc, DesignDoc, JobDoc, LedgerDoc, LedgerEntryDoc, WorkerDoc, TokenDoc,
+             EventDoc, CounterDoc)
+
+
+class MongoStore(Store):
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        db = parsed.path.strip("/") or "genesys"
+        me.disconnect(ALIAS)
+        if parsed.scheme == "mongomock":
+            import mongomock
+
+            me.connect(db=db, alias=ALIAS, host="mongodb://localhost",
+                       mongo_client_class=mongomock.MongoClient, uuidRepresentation="standard")
+        else:
+            me.connect(db=db, alias=ALIAS, host=url, uuidRepresentation="standard")
+        for doc in DOCUMENTS:
+            doc.ensure_indexes()
+
+    def close(self) -> None:
+        me.disconnect(ALIAS)
+
+    def _next(self, name: str) -> int:
+        return CounterDoc.objects(name=name).modify(upsert=True, new=True, inc__value=1).value
+
+    # -- experiments ------------------------------------------------------------------
+    def create_experiment(self, exp: experiment_pb2.Experiment) -> None:
+        try:
+            ExperimentDoc(name=exp.name, created=time.time(),
+                          body=exp.SerializeToString()).save(force_insert=True)
+        except NotUniqueError:
+            raise AlreadyExists(f"experiment {exp.name!r} already exists") from None
+
+    def get_experiment(self, name: str) -> experiment_pb2.Experiment | None:
+        doc = ExperimentDoc.objects(name=name).first()
+        return experiment_pb2.Experiment.FromString(doc.body) if doc else None
+
+    def list_experiments(self, limit: int = 100) -> list[experiment_pb2.Experiment]:
+        docs = ExperimentDoc.objects.order_by("created").limit(limit)
+        return [experiment_pb2.Experiment.FromString(d.body) for d in docs]
+
+    def update_experiment(self, exp: experiment_pb2.Experiment) -> None:
+        ExperimentDoc.objects(name=exp.name).update_one(set__body=exp.SerializeToString())
+
+    # -- designs ----------------------------------------------------------------------
+    def insert_design(self, design: design_pb2.Design) -> None:
+        doc = DesignDoc(key=design.id, experiment=design.experiment, digest=design.digest,
+                        seq=self._next("designs"), state=design.state,
+                        quadrant=design.quadrant, rungs=design_rungs(design),
+                        parents=list(design.parents), body=design.SerializeToString())
+        try:
+            doc.save(force_insert=True)
+        except NotUniqueError:
+            existing = DesignDoc.objects(experiment=design.experiment,
+                                         digest=design.digest).only("key").first()
+            if existing is None:
+                raise AlreadyExists(f"design id {design.id!r} already exists") from None
+            raise DuplicateDesign(existing.key, design.digest) from None
+
+    def get_design(self, design_id: str) -> design_pb2.Design | None:
+        doc = DesignDoc.objects(key=design_id).only("body").first()
+        return design_pb2.Design.FromString(doc.body) if doc else None
+
+    def list_designs(self, query: DesignQuery) -> tuple[list[design_pb2.Design], int]:
+        filters = {"experiment": query.experiment}
+        for name in ("state", "quadrant", "digest"):
+            if getattr(query, name):
+                filters[name] = getattr(query, name)
+        if query.verified_rung:
+            filters["rungs"] = query.verified_rung
+        if query.parent:
+            filters["parents"] = query.parent
+        found = DesignDoc.objects(**filters)
+        docs = found.order_by("seq").skip(query.offset).limit(query.limit)
+        return [design_pb2.Design.FromString(d.body) for d in docs], found.count()
+
+    def experiment_designs(self, experiment: str) -> list[design_pb2.Design]:
+        docs = DesignDoc.objects(experiment=experiment).only("body").order_by("seq")
+        return [design_pb2.Design.FromString(d.body) for d in docs]
+
+    def update_designs(self, designs: list[design_pb2.Design]) -> None:
+        for d in designs:
+            DesignDoc.objects(key=d.id).update_one(
+                set__state=d.state, set__quadrant=d.quadrant, set__rungs=design_rungs(d),
+                set__body=d.SerializeToString())
+
+    def children_of(self, design_id: str) -> list[str]:
+        return [d.key for d in DesignDoc.objects(parents=design_id).only("key").order_by("seq")]
+
+    # -- jobs -------------------------------------------------------------------------
+    def insert_job(self, job: job_pb2.Job, dedupe_key: str = "") -> None:
+        doc = JobDoc(key=job.id, seq=self._next("jobs"), dedupe=dedupe_key or None,
+                     body=job.SerializeToString(), **_job_fields(job))
+        try:
+            doc.save(force_insert=True)
+        except NotUniqueError:
+            raise AlreadyExists(f"job {job.id!r} or key {dedupe_key!r} already exists") from None
+
+    def get_job(self, job_id: str) -> job_pb2.Job | None:
+        doc = JobDoc.objects(key=job_id).only("body").first()
+        return job_pb2.Job.FromString(doc.body) if doc else None
+
+    def list_jobs(self, query: JobQuery) -> list[job_pb2.Job]:
+        filters = {name: getattr(query, name) for name in
+                   ("experiment", "state", "kind", "worker_id", "design_id") if getattr(query, name)}
+        docs = JobDoc.objects(**filters).only("body").order_by("-seq").limit(query.limit)
+        return [job_pb2.Job.FromString(d.body) for d in docs]
+
+    def replace_job(self, new: job_pb2.Job, expect: job_pb2.Job) -> bool:
+        updates = {f"set__{k}": v for k, v in _job_fields(new).items()}
+        count = JobDoc.objects(key=expect.id, state=expect.state, fencing=expect.fencing_token,
+                               deadline=deadline_of(expect)).update_one(
+            set__body=new.SerializeToString(), **updates)
+        return count == 1
+
+    def claim_job(self, job: job_pb2.Job, expect: job_pb2.Job | None, dedupe_key: str = "",
+                  reserve: tuple[str, str, int] | None = None) -> bool:
+        # Without multi-document transactions: reserve first, undo it if the job write fails.
+        if reserve and not self.ledger_reserve(reserve[0], reserve[1], reserve[2], job.id):
+            return False
+        if expect is None:
+            try:
+                self.insert_job(job, dedupe_key)
+                return True
+            except AlreadyExists:
+                written = False
+        else:
+            written = self.replace_job(job, expect)
+        if not written and reserve:
+            self.ledger_refund(reserve[0], reserve[1], job.id)
+        return written
+
+    def settle_job(self, new: job_pb2.Job, expect: job_pb2.Job, ledger: str = "",
+                   design: design_pb2.Design | None = None) -> bool:
+        if not self.replace_job(new, expect):
+            return False
+        if ledger == "commit":
+            self.ledger_commit(new.experiment, new.rung, new.id)
+        elif ledger == "refund":
+            self.ledger_refund(new.experiment, new.rung, new.id)
+        if design is not None:
+            self.update_designs([design])
+        return True
+
+    def release_dedupe_key(self, job_id: str) -> None:
+        JobDoc.objects(key=job_id).update_one(unset__dedupe=True)
+
+    def queued_jobs(self, kinds: list[int], experiments: list[str], limit: int) -> list[job_pb2.Job]:
+        filters = {"state": job_pb2.JOB_STATE_QUEUED, "kind__in": kinds}
+        if experiments:
+            filters["experiment__in"] = experiments
+        docs = JobDoc.objects(**filters).only("body").order_by("seq").limit(limit)
+        return [job_pb2.Job.FromString(d.body) for d in docs]
+
+    def expired_leases(self, now: float, limit: int = 500) -> list[job_pb2.Job]:
+        docs = JobDoc.objects(state=job_pb2.JOB_STATE_LEASED, deadline__lt=now).only("body")
+        return [job_pb2.Job.FromString(d.body) for d in docs.limit(limit)]
+
+    def count_jobs(self, experiment: str, kind: int, states: tuple[int, ...]) -> int:
+        return JobDoc.objects(experiment=experiment, kind=kind, state__in=list(states)).count()
+
+    def verify_keys(self, experiment: str) -> set[tuple[str, str]]:
+        docs = JobDoc.objects(experiment=experiment, kind=job_pb2.JOB_KIND_VERIFY,
+                              state__ne=job_pb2.JOB_STATE_CANCELLED).only("design_id", "rung")
+        return {(d.design_id, d.rung) for d in docs}
+
+    # -- budget ledger ----------------------------------------------------------------
+    def set_budget(self, experiment: str, rung: str, total: int) -> None:
+        row = LedgerDoc.objects(experiment=experiment, rung=rung).first()
+        if row is None:
+            try:
+                LedgerDoc(experiment=experiment, rung=rung, seq=self._next("ledger"),
+                          total=total).save(force_insert=True)
+            except NotUniqueError:
+                return self.set_budget(experiment, rung, total)
+        elif not LedgerDoc.objects(experiment=experiment, rung=rung,
+                                   used__lte=total).update_one(set__total=total):
+            raise FailedPrecondition(
+                f"total {total} < {row.used} already reserved or committed at {rung}")
+        self._entry(experiment, rung, budget_pb2.LEDGER_OP_SET, total, "")
+        return None
+
+    def budget(self, experiment: str) -> list[LedgerRow]:
+        docs = LedgerDoc.objects(experiment=experiment).order_by("seq")
+        return [LedgerRow(d.rung, d.total, d.reserved, d.committed) for d in docs]
+
+    def _entry(self, experiment: str, rung: str, op: int, amount: int, job_id: str) -> None:
+        LedgerEntryDoc(experiment=experiment, rung=rung, op=op, amount=amount, job_id=job_id,
+                       time=time.time()).save()
+
+    def _move(self, experiment: str, rung: str, op: int, job_id: str, condition: dict,
+              **updates) -> bool:
+        done = LedgerDoc.objects(experiment=experiment, rung=rung, **condition).update_one(**updates)
+        if done:
+            self._entry(experiment, rung, op, 1, job_id)
+        return bool(done)
+
+    def ledger_reserve(self, experiment: str, rung: str, limit: int, job_id: str) -> bool:
+        return self._move(experiment, rung, budget_pb2.LEDGER_OP_RESERVE, job_id,
+                          {"used__lt": limit}, inc__reserved=1, inc__used=1)
+
+    def ledger_commit(self, experiment: str, rung: str, job_id: str) -> bool:
+        return self._move(experiment, rung, budget_pb2.LEDGER_OP_COMMIT, job_id,
+                          {"reserved__gt": 0}, inc__reserved=-1, inc__committed=1)
+
+    def ledger_refund(self, experiment: str, rung: str, job_id: str) -> bool:
+        return self._move(experiment, rung, budget_pb2.LEDGER_OP_REFUND, job_id,
+                          {"reserved__gt": 0}, inc__reserved=-1, inc__used=-1)
+
+    def ledger_entries(self, experiment: str, limit: int = 100) -> list[budget_pb2.LedgerEntry]:
+        entries = []
+        for d in LedgerEntryDoc.objects(experiment=experiment).order_by("-time", "-id").limit(limit):
+            entry = budget_pb2.LedgerEntry(experiment=experiment, rung=d.rung, op=d.op,
+                                           amount=d.amount, job_id=d.job_id)
+            entry.time.FromNanoseconds(int(d.time * 1e9))
+            entries.append(entry)
+        return entries
+
+    # -- workers ----------------------------------------------------------------------
+    def put_worker(self, worker: job_pb2.Worker) -> None:
+        updated = WorkerDoc.objects(key=worker.id).update_one(set__body=worker.SerializeToString())
+        if not updated:
+            WorkerDoc(key=worker.id, seq=self._next("workers"),
+                      body=worker.SerializeToString()).save()
+
+    def get_worker(self, worker_id: str) -> job_pb2.Worker | None:
+        doc = WorkerDoc.objects(key=worker_id).first()
+        return job_pb2.Worker.FromString(doc.body) if doc else None
+
+    def list_workers(self) -> list[job_pb2.Worker]:
+        return [job_pb2.Worker.FromString(d.body) for d in WorkerDoc.objects.order_by("seq")]
+
+    # -- tokens -----------------------------------------------------------------------
+    def insert_token(self, token: TokenRecord) -> None:
+        try:
+            TokenDoc(key=token.id, name=token.name, role=token.role,
+                     secret_hash=token.secret_hash, created_at=token.created_at,
+                     expires_at=token.expires_at, revoked=token.revoked).save(force_insert=True)
+        except NotUniqueError:
+            raise AlreadyExists(f"token name {token.name!r} already exists") from None
+
+    def get_token(self, token_id: str) -> TokenRecord | None:
+        doc = TokenDoc.objects(key=token_id).first()
+        return _token(doc) if doc else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        return [_token(d) for d in TokenDoc.objects.order_by("created_at")]
+
+    def revoke_token(self, id_or_name: str) -> TokenRecord | None:
+        doc = TokenDoc.objects(key=id_or_name).first() or TokenDoc.objects(name=id_or_name).first()
+        if doc is None:
+            return None
+        TokenDoc.objects(key=doc.key).update_one(set__revoked=True)
+        return self.get_token(doc.key)
+
+    # -- events -----------------------------------------------------------------------
+    def append_event(self, event: design_pb2.Event) -> int:
+        event.seq = self._next("events")
+        EventDoc(seq=event.seq, experiment=event.experiment,
+                 body=event.SerializeToString()).save(force_insert=True)
+        return event.seq
+
+    def events_after(self, seq: int, experiment: str = "", limit: int = 1000) -> list[design_pb2.Event]:
+        filters = {"seq__gt": seq}
+        if experiment:
+            filters["experiment"] = experiment
+        docs = EventDoc.objects(**filters).order_by("seq").limit(limit)
+        return [design_pb2.Event.FromString(d.body) for d in docs]
+
+
+def _job_fields(job: job_pb2.Job) -> dict:
+    return {"experiment": job.experiment, "kind": job.kind, "state": job.state,
+            "worker_id": job.worker_id, "design_id": job.design_id, "rung": job.rung,
+            "fencing": job.fencing_token, "deadline": deadline_of(job)}
+
+
+def _token(doc: TokenDoc) -> TokenRecord:
+    return TokenRecord(doc.key, doc.name, doc.role, doc.secret_hash, doc.created_at,
+                       doc.expires_at or 0.0, bool(doc.revoked))

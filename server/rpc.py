@@ -1,0 +1,317 @@
+"""gRPC servicers (asyncio). Each handler authenticates the caller, checks its role
+(auth.POLICY), runs the synchronous logic and maps errors.py exceptions to status codes.
+
+Handlers run on the server's event loop; store calls are short and synchronous, so one
+compound operation is never interleaved with another inside this process.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import grpc
+from genesys.v1 import (
+    auth_pb2,
+    auth_pb2_grpc,
+    budget_pb2,
+    budget_pb2_grpc,
+    design_pb2,
+    evolution_pb2,
+    evolution_pb2_grpc,
+    experiment_pb2,
+    job_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+from . import ledger
+from .auth import Authenticator
+from .errors import InvalidArgument, NotFound, ServiceError
+from .events import Overflow
+from .evolution import Evolution, basic_view
+from .scheduler import Scheduler
+from .store import DesignQuery, JobQuery, TokenRecord
+
+log = logging.getLogger("genesys.server")
+
+
+def _header(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value
+    return None
+
+
+def handler(fn):
+    """Authenticate, authorise and map errors for one unary RPC."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    async def wrapper(self, request, context):
+        try:
+            caller = self.auth.check(_header(context), name)
+            result = fn(self, request, caller)
+            if hasattr(result, "__await__"):
+                result = await result
+            return result
+        except ServiceError as e:
+            log.info("rpc=%s status=%s detail=%r", name, e.code.name, str(e))
+            await context.abort(e.code, str(e))
+        except Exception:
+            log.exception("rpc=%s status=INTERNAL", name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
+
+    return wrapper
+
+
+class _Base:
+    def __init__(self, auth: Authenticator, evolution: Evolution, scheduler: Scheduler):
+        self.auth, self.evo, self.sched = auth, evolution, scheduler
+
+
+class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
+    @handler
+    def CreateExperiment(self, req, caller):
+        exp, ids = self.evo.create_experiment(req, caller.name)
+        return evolution_pb2.CreateExperimentResponse(experiment=self._with_stats(exp),
+                                                      seed_design_ids=ids)
+
+    def _with_stats(self, exp: experiment_pb2.Experiment) -> experiment_pb2.Experiment:
+        out = experiment_pb2.Experiment()
+        out.CopyFrom(exp)
+        store = self.evo.store
+        _, total = store.list_designs(self._query(exp.name))
+        _, verified = store.list_designs(self._query(exp.name, design_pb2.DESIGN_STATE_VERIFIED))
+        kinds = (job_pb2.JOB_KIND_DESIGN, job_pb2.JOB_KIND_VERIFY)
+        out.stats.designs, out.stats.verified_designs = total, verified
+        out.stats.queued_jobs = sum(store.count_jobs(exp.name, k, (job_pb2.JOB_STATE_QUEUED,))
+                                    for k in kinds)
+        out.stats.leased_jobs = sum(store.count_jobs(exp.name, k, (job_pb2.JOB_STATE_LEASED,))
+                                    for k in kinds)
+        return out
+
+    @staticmethod
+    def _query(experiment: str, state: int = 0) -> DesignQuery:
+        return DesignQuery(experiment, state=state, limit=1)
+
+    @handler
+    def GetExperiment(self, req, caller):
+        return evolution_pb2.GetExperimentResponse(
+            experiment=self._with_stats(self.evo.experiment(req.name)))
+
+    @handler
+    def ListExperiments(self, req, caller):
+        exps = self.evo.experiments()[: req.limit or 100]
+        return evolution_pb2.ListExperimentsResponse(experiments=[self._with_stats(e) for e in exps])
+
+    @handler
+    def UpdateExperiment(self, req, caller):
+        return evolution_pb2.UpdateExperimentResponse(
+            experiment=self._with_stats(self.evo.update_experiment(req)))
+
+    @handler
+    def SubmitDesign(self, req, caller):
+        def lease_check(job_id: str, fencing: int) -> None:
+            job = self.evo.store.get_job(job_id)
+            if job is None:
+                raise InvalidArgument("job_id", f"no job {job_id!r}")
+            self.sched.held(job_id, fencing, job.worker_id, caller)
+
+        design = self.evo.submit_design(req, caller.name, lease_check=lease_check)
+        return evolution_pb2.SubmitDesignResponse(design=design)
+
+    @handler
+    def GetDesign(self, req, caller):
+        design = self.evo.get_design(req.id)
+        if req.view == design_pb2.DESIGN_VIEW_BASIC:
+            design = basic_view(design)
+        return evolution_pb2.GetDesignResponse(design=design)
+
+    @handler
+    def ListDesigns(self, req, caller):
+        designs, total = self.evo.list_designs(req)
+        return evolution_pb2.ListDesignsResponse(designs=designs, total=total)
+
+    @handler
+    def GetLineage(self, req, caller):
+        return self.evo.lineage(req)
+
+    @handler
+    def GetLeaderboard(self, req, caller):
+        return evolution_pb2.GetLeaderboardResponse(entries=self.evo.leaderboard(req))
+
+    @handler
+    def ReportResult(self, req, caller):
+        return evolution_pb2.ReportResultResponse(design=self.evo.report_result(req))
+
+    @handler
+    def SelectParents(self, req, caller):
+        parents, reason = self.evo.select_parents(req)
+        return evolution_pb2.SelectParentsResponse(parents=parents, reason=reason)
+
+    async def Watch(self, req, context):
+        try:
+            self.auth.check(_header(context), "Watch")
+            if req.experiment:
+                self.evo.experiment(req.experiment)
+        except ServiceError as e:
+            await context.abort(e.code, str(e))
+        watcher = self.evo.hub.watch(req.experiment, set(req.kinds))
+        try:
+            last = req.after_seq
+            if req.after_seq:
+                for event in self.evo.store.events_after(req.after_seq, req.experiment, 100_000):
+                    if watcher.wants(event):
+                        last = event.seq
+                        yield event
+            while True:
+                try:
+                    event = await watcher.next()
+                except Overflow:
+                    await context.abort(grpc.StatusCode.ABORTED,
+                                        f"watch fell behind; resume with after_seq={last}")
+                if event.seq > last:
+                    last = event.seq
+                    yield event
+        finally:
+            watcher.close()
+
+
+class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
+    def __init__(self, *args, max_wait: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_wait = max_wait
+
+    @handler
+    def RegisterWorker(self, req, caller):
+        worker = self.sched.register(req, caller)
+        cfg = self.sched.cfg
+        return scheduler_pb2.RegisterWorkerResponse(worker=worker,
+                                                    heartbeat_seconds=cfg.heartbeat_seconds,
+                                                    lease_seconds=cfg.lease_seconds)
+
+    @handler
+    def Heartbeat(self, req, caller):
+        return self.sched.heartbeat(req, caller)
+
+    @handler
+    async def LeaseJob(self, req, caller):
+        if req.wait_seconds < 0 or req.wait_seconds > 600:
+            raise InvalidArgument("wait_seconds", "must be within [0, 600]")
+        deadline = time.monotonic() + min(req.wait_seconds, self.max_wait)
+        while True:
+            leased = self.sched.try_lease(req, caller)
+            if leased:
+                return scheduler_pb2.LeaseJobResponse(job=leased[0], lease=leased[1])
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return scheduler_pb2.LeaseJobResponse()
+            # Re-check at least every second: some work (budget released by a result,
+            # a worker's capabilities) comes without a targeted wake-up.
+            await self.sched.work.wait(min(left, 1.0))
+
+    @handler
+    def RenewLease(self, req, caller):
+        lease, cancelled = self.sched.renew(req.job_id, req.fencing_token, req.worker_id, caller)
+        return scheduler_pb2.RenewLeaseResponse(lease=lease, cancel_requested=cancelled)
+
+    @handler
+    def ReportProgress(self, req, caller):
+        return scheduler_pb2.ReportProgressResponse(
+            cancel_requested=self.sched.progress(req, caller))
+
+    @handler
+    def CompleteJob(self, req, caller):
+        job, again = self.sched.complete(req, caller)
+        return scheduler_pb2.CompleteJobResponse(job=job, already_completed=again)
+
+    @handler
+    def FailJob(self, req, caller):
+        return scheduler_pb2.FailJobResponse(job=self.sched.fail(req, caller))
+
+    @handler
+    def ReleaseJob(self, req, caller):
+        return scheduler_pb2.ReleaseJobResponse(job=self.sched.release(req, caller))
+
+    @handler
+    def CancelJob(self, req, caller):
+        return scheduler_pb2.CancelJobResponse(job=self.sched.cancel(req.job_id, req.reason))
+
+    @handler
+    def GetJob(self, req, caller):
+        job = self.evo.store.get_job(req.job_id)
+        if job is None:
+            raise NotFound(f"no job {req.job_id!r}")
+        return scheduler_pb2.GetJobResponse(job=job)
+
+    @handler
+    def ListJobs(self, req, caller):
+        if not 0 <= req.limit <= 10_000:
+            raise InvalidArgument("limit", "must be within [0, 10000]")
+        jobs = self.evo.store.list_jobs(JobQuery(req.experiment, req.state, req.kind,
+                                                 req.worker_id, limit=req.limit or 100))
+        return scheduler_pb2.ListJobsResponse(jobs=jobs)
+
+    @handler
+    def ListWorkers(self, req, caller):
+        return scheduler_pb2.ListWorkersResponse(workers=self.sched.list_workers(req.include_dead))
+
+    @handler
+    def DeregisterWorker(self, req, caller):
+        return scheduler_pb2.DeregisterWorkerResponse(worker=self.sched.deregister(req.worker_id,
+                                                                                    caller))
+
+    @handler
+    def EnqueueDesignJobs(self, req, caller):
+        jobs = self.sched.enqueue_design_jobs(req.experiment, req.count, req.operation)
+        return scheduler_pb2.EnqueueDesignJobsResponse(jobs=jobs)
+
+
+class BudgetServicer(_Base, budget_pb2_grpc.BudgetServiceServicer):
+    @handler
+    def GetBudget(self, req, caller):
+        exp = self.evo.experiment(req.experiment)
+        out = budget_pb2.GetBudgetResponse(ledger=ledger.ladder_view(self.evo.store, exp))
+        if req.include_entries:
+            out.entries.extend(self.evo.store.ledger_entries(exp.name, req.entries_limit or 100))
+        return out
+
+    @handler
+    def SetBudget(self, req, caller):
+        exp = self.evo.experiment(req.experiment)
+        if req.rung not in {r.name for r in exp.config.ladder.rungs}:
+            raise InvalidArgument("rung", f"{req.rung!r} is not a rung of {exp.name!r}")
+        if req.total < 0:
+            raise InvalidArgument("total", "must be >= 0")
+        self.evo.store.set_budget(exp.name, req.rung, req.total)
+        self.evo.hub.publish(design_pb2.EVENT_KIND_BUDGET_CHANGED, exp.name,
+                             message=f"rung={req.rung} total={req.total}")
+        self.evo.work.notify()
+        return budget_pb2.SetBudgetResponse(ledger=ledger.ladder_view(self.evo.store, exp))
+
+
+class AuthServicer(_Base, auth_pb2_grpc.AuthServiceServicer):
+    @handler
+    def CreateToken(self, req, caller):
+        if not req.name or len(req.name) > 100:
+            raise InvalidArgument("name", "required, at most 100 characters")
+        if req.role not in (auth_pb2.ROLE_ADMIN, auth_pb2.ROLE_SUBMITTER, auth_pb2.ROLE_WORKER):
+            raise InvalidArgument("role", "must be ADMIN, SUBMITTER or WORKER")
+        if req.ttl_seconds < 0:
+            raise InvalidArgument("ttl_seconds", "must be >= 0")
+        token, record = self.auth.create(req.name, req.role, req.ttl_seconds)
+        return auth_pb2.CreateTokenResponse(token=token, info=record.info())
+
+    @handler
+    def RevokeToken(self, req, caller):
+        return auth_pb2.RevokeTokenResponse(info=self.auth.revoke(req.id).info())
+
+    @handler
+    def ListTokens(self, req, caller):
+        return auth_pb2.ListTokensResponse(tokens=[t.info() for t in self.evo.store.list_tokens()])
+
+    @handler
+    def WhoAmI(self, req, caller: TokenRecord):
+        return auth_pb2.WhoAmIResponse(info=caller.info())

@@ -1,0 +1,502 @@
+"""Workers, leases and jobs. Workers pull: LeaseJob picks a queued job, or creates a VERIFY
+job (selection + budget ledger) or a DESIGN job (design-job mix) at lease time.
+
+Every lease increments the job's fencing token; calls under an older token are refused
+(FAILED_PRECONDITION), so a job completes exactly once. Expired leases go back to the
+queue, or fail after `max_attempts`; a VERIFY job's reserved budget is refunded.
+Job payload and result formats: server/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+
+from genesys.v1 import design_pb2, experiment_pb2, job_pb2, scheduler_pb2
+from google.protobuf import json_format
+
+from . import ledger, selection
+from .auth import ADMIN
+from .config import ServerConfig
+from .errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from .events import EventHub, WorkSignal
+from .evolution import Evolution, check_metrics, now_ts
+from .store import DesignQuery, JobQuery, Store, TokenRecord, deadline_of
+
+log = logging.getLogger("genesys.server")
+J, EV = job_pb2, design_pb2
+ROLE_KINDS = {J.WORKER_ROLE_DESIGN: J.JOB_KIND_DESIGN, J.WORKER_ROLE_VERIFY: J.JOB_KIND_VERIFY}
+KIND_NAME = {J.JOB_KIND_DESIGN: "design", J.JOB_KIND_VERIFY: "verify"}
+ACTIVE = experiment_pb2.EXPERIMENT_STATE_ACTIVE
+
+
+def copy_job(job: job_pb2.Job) -> job_pb2.Job:
+    out = job_pb2.Job()
+    out.CopyFrom(job)
+    return out
+
+
+def fits(worker: job_pb2.Worker, rung: experiment_pb2.Rung) -> bool:
+    """Whether a worker may verify at a rung: allowed rungs and enough device memory."""
+    caps = worker.capabilities
+    if caps.rungs and rung.name not in caps.rungs:
+        return False
+    memory = max((d.memory_bytes for d in caps.devices if d.kind != "cpu"), default=0)
+    return (memory or caps.memory_bytes) >= rung.min_memory_bytes
+
+
+class Scheduler:
+    def __init__(self, store: Store, hub: EventHub, work: WorkSignal, evolution: Evolution,
+                 config: ServerConfig):
+        self.store, self.hub, self.work, self.evo = store, hub, work, evolution
+        self.cfg = config.scheduler
+        self._lock = threading.RLock()
+        self._workers = {w.id: w for w in store.list_workers()}
+        now = time.time()
+        # After a restart every known worker gets a fresh grace period.
+        self._seen = {w: now for w in self._workers}
+
+    # -- workers ----------------------------------------------------------------------
+    def register(self, req: scheduler_pb2.RegisterWorkerRequest, caller: TokenRecord
+                 ) -> job_pb2.Worker:
+        if len(req.name) > 200:
+            raise InvalidArgument("name", "longer than 200 characters")
+        if not req.capabilities.roles:
+            raise InvalidArgument("capabilities.roles", "a worker needs at least one role")
+        if any(r not in ROLE_KINDS for r in req.capabilities.roles):
+            raise InvalidArgument("capabilities.roles", "roles are DESIGN and/or VERIFY")
+        worker_id = req.worker_id or "w" + secrets.token_hex(6)
+        with self._lock:
+            old = self._workers.get(worker_id)
+            if old is not None and old.owner != caller.id and caller.role != ADMIN:
+                raise PermissionDenied(f"worker {worker_id} belongs to another token")
+            worker = job_pb2.Worker(id=worker_id, name=req.name or worker_id,
+                                    capabilities=req.capabilities, state=J.WORKER_STATE_ALIVE,
+                                    version=req.version, owner=caller.id)
+            if old is not None:
+                worker.registered_at.CopyFrom(old.registered_at)
+            else:
+                now_ts(worker, "registered_at")
+            self.store.put_worker(worker)
+            self._workers[worker_id] = worker
+            self._seen[worker_id] = time.time()
+        self.hub.publish(EV.EVENT_KIND_WORKER_REGISTERED, "", worker_id=worker_id,
+                         message=f"name={worker.name}")
+        self.work.notify()
+        return worker
+
+    def worker(self, worker_id: str, caller: TokenRecord) -> job_pb2.Worker:
+        with self._lock:
+            worker = self._workers.get(worker_id)
+        if worker is None:
+            raise NotFound(f"no worker {worker_id!r} (register first)")
+        if worker.owner != caller.id and caller.role != ADMIN:
+            raise PermissionDenied(f"worker {worker_id} belongs to another token")
+        if worker.state == J.WORKER_STATE_GONE:
+            raise FailedPrecondition(f"worker {worker_id} deregistered; register again")
+        return worker
+
+    def _set_state(self, worker: job_pb2.Worker, state: int) -> None:
+        with self._lock:
+            if worker.state == state:
+                return
+            worker.state = state
+            self.store.put_worker(worker)
+
+    def _touch(self, worker: job_pb2.Worker) -> None:
+        with self._lock:
+            self._seen[worker.id] = time.time()
+            if worker.state == J.WORKER_STATE_DEAD:
+                self._set_state(worker, J.WORKER_STATE_ALIVE)
+
+    def heartbeat(self, req: scheduler_pb2.HeartbeatRequest, caller: TokenRecord
+                  ) -> scheduler_pb2.HeartbeatResponse:
+        worker = self.worker(req.worker_id, caller)
+        self._touch(worker)
+        if req.draining:
+            self._set_state(worker, J.WORKER_STATE_DRAINING)
+        out = scheduler_pb2.HeartbeatResponse()
+        for ref in req.leases:
+            try:
+                lease, cancelled = self.renew(ref.job_id, ref.fencing_token, req.worker_id, caller)
+            except (FailedPrecondition, NotFound, PermissionDenied):
+                out.lost_job_ids.append(ref.job_id)
+                continue
+            if cancelled:
+                out.cancelled_job_ids.append(ref.job_id)
+            else:
+                out.leases.append(lease)
+        out.state = worker.state
+        return out
+
+    def deregister(self, worker_id: str, caller: TokenRecord) -> job_pb2.Worker:
+        worker = self.worker(worker_id, caller)
+        for job in self.store.list_jobs(JobQuery(worker_id=worker_id, state=J.JOB_STATE_LEASED,
+                                                 limit=1000)):
+            self._requeue(job, "worker deregistered", count_attempt=False)
+        self._set_state(worker, J.WORKER_STATE_GONE)
+        return worker
+
+    def list_workers(self, include_dead: bool) -> list[job_pb2.Worker]:
+        held: dict[str, list[str]] = {}
+        for job in self.store.list_jobs(JobQuery(state=J.JOB_STATE_LEASED, limit=100_000)):
+            held.setdefault(job.worker_id, []).append(job.id)
+        out = []
+        with self._lock:
+            for worker in self._workers.values():
+                if not include_dead and worker.state in (J.WORKER_STATE_DEAD, J.WORKER_STATE_GONE):
+                    continue
+                view = job_pb2.Worker()
+                view.CopyFrom(worker)
+                view.job_ids.extend(held.get(worker.id, []))
+                now_ts(view, "last_heartbeat", self._seen.get(worker.id, 0.0))
+                out.append(view)
+        return out
+
+    # -- leasing ----------------------------------------------------------------------
+    def try_lease(self, req: scheduler_pb2.LeaseJobRequest, caller: TokenRecord
+                  ) -> tuple[job_pb2.Job, job_pb2.Lease] | None:
+        worker = self.worker(req.worker_id, caller)
+        self._touch(worker)
+        if worker.state == J.WORKER_STATE_DRAINING:
+            return None
+        kinds = [ROLE_KINDS[r] for r in worker.capabilities.roles]
+        if req.kinds:
+            wrong = [k for k in req.kinds if k not in kinds]
+            if wrong:
+                raise InvalidArgument("kinds", f"worker roles do not allow {J.JobKind.Name(wrong[0])}")
+            kinds = list(req.kinds)
+        allowed = list(worker.capabilities.experiments)
+        if req.experiment:
+            if allowed and req.experiment not in allowed:
+                raise InvalidArgument("experiment", "not among the worker's experiments")
+            allowed = [req.experiment]
+        for job in self.store.queued_jobs(kinds, allowed, limit=16):
+            leased = self._lease_queued(job, worker)
+            if leased:
+                return leased
+        for exp in self.evo.experiments():
+            if exp.state != ACTIVE or (allowed and exp.name not in allowed):
+                continue
+            if J.JOB_KIND_VERIFY in kinds:
+                leased = self._new_verify(exp, worker)
+                if leased:
+                    return leased
+            if J.JOB_KIND_DESIGN in kinds:
+                leased = self._new_design(exp, worker)
+                if leased:
+                    return leased
+        return None
+
+    def _lease_seconds(self, exp: experiment_pb2.Experiment, job: job_pb2.Job) -> int:
+        rung = next((r for r in exp.config.ladder.rungs if r.name == job.rung), None)
+        return (rung.lease_seconds if rung and rung.lease_seconds else 0) or exp.config.jobs.lease_seconds
+
+    def _leased(self, job: job_pb2.Job, worker: job_pb2.Worker, exp: experiment_pb2.Experiment
+                ) -> job_pb2.Job:
+        """A copy of `job` under a new lease for `worker`."""
+        new = copy_job(job)
+        new.state, new.worker_id, new.error = J.JOB_STATE_LEASED, worker.id, ""
+        new.attempt += 1
+        new.fencing_token += 1
+        new.max_attempts = new.max_attempts or exp.config.jobs.max_attempts
+        now_ts(new, "lease_deadline", time.time() + self._lease_seconds(exp, new))
+        now_ts(new, "updated_at")
+        return new
+
+    def _granted(self, job: job_pb2.Job, exp: experiment_pb2.Experiment
+                 ) -> tuple[job_pb2.Job, job_pb2.Lease]:
+        lease = job_pb2.Lease(job_id=job.id, fencing_token=job.fencing_token,
+                              deadline=job.lease_deadline, worker_id=job.worker_id,
+                              lease_seconds=self._lease_seconds(exp, job))
+        self.hub.publish(EV.EVENT_KIND_JOB_LEASED, job.experiment, job_id=job.id,
+                         worker_id=job.worker_id, design_id=job.design_id,
+                         message=f"kind={KIND_NAME[job.kind]} attempt={job.attempt}")
+        return job, lease
+
+    def _lease_queued(self, job: job_pb2.Job, worker: job_pb2.Worker):
+        exp = self.evo.experiment(job.experiment)
+        if exp.state != ACTIVE:
+            return None
+        new = self._leased(job, worker, exp)
+        reserve = None
+        if job.kind == J.JOB_KIND_VERIFY:
+            rung = next((r for r in exp.config.ladder.rungs if r.name == job.rung), None)
+            limits = ledger.open_rungs(self.store, exp)
+            if rung is None or not fits(worker, rung) or job.rung not in limits:
+                return None
+            reserve = (exp.name, job.rung, limits[job.rung])
+        else:
+            new.payload_json = self._design_payload(exp, json.loads(job.payload_json or "{}"))
+        if not self.store.claim_job(new, job, reserve=reserve):
+            return None
+        return self._granted(new, exp)
+
+    def _new_job(self, exp: experiment_pb2.Experiment, kind: int) -> job_pb2.Job:
+        job = job_pb2.Job(id="j" + secrets.token_hex(6), experiment=exp.name, kind=kind,
+                          state=J.JOB_STATE_QUEUED, max_attempts=exp.config.jobs.max_attempts)
+        now_ts(job, "created_at")
+        return job
+
+    def _new_verify(self, exp: experiment_pb2.Experiment, worker: job_pb2.Worker):
+        limits = ledger.open_rungs(self.store, exp)
+        rungs = [r.name for r in exp.config.ladder.rungs if r.name in limits and fits(worker, r)]
+        if not rungs:
+            return None
+        target = selection.choose_verify_target(self.store.experiment_designs(exp.name), exp.config,
+                                                rungs, self.store.verify_keys(exp.name),
+                                                self.evo.rng(exp))
+        if target is None:
+            return None
+        design, rung_name = target
+        rung = next(r for r in exp.config.ladder.rungs if r.name == rung_name)
+        job = self._new_job(exp, J.JOB_KIND_VERIFY)
+        job.design_id, job.rung = design.id, rung_name
+        job.payload_json = json.dumps({
+            "kind": "verify", "experiment": exp.name, "design_id": design.id,
+            "digest": design.digest, "rung": rung_name, "tokens": rung.tokens_per_design,
+            "benchmarks": [b.name for b in exp.config.benchmarks],
+            "config_version": exp.config_version})
+        new = self._leased(job, worker, exp)
+        if not self.store.claim_job(new, None, f"verify:{design.id}:{rung_name}",
+                                    (exp.name, rung_name, limits[rung_name])):
+            return None
+        return self._granted(new, exp)
+
+    def _design_payload(self, exp: experiment_pb2.Experiment, payload: dict) -> str:
+        designs = self.store.experiment_designs(exp.name)
+        rng = self.evo.rng(exp)
+        op = payload.get("operation") or selection.draw_operation(exp.config.design_mix,
+                                                                  len(designs), rng)
+        parents, reason = selection.select_parents(designs, selection.PARENT_COUNT.get(op, 1),
+                                                   exp.config, rng)
+        return json.dumps({"kind": "design", "experiment": exp.name, "operation": op,
+                           "parents": [p.id for p in parents], "selection": reason,
+                           "config_version": exp.config_version,
+                           "seed": rng.getrandbits(31)})
+
+    def _new_design(self, exp: experiment_pb2.Experiment, worker: job_pb2.Worker):
+        mix = exp.config.design_mix
+        open_jobs = self.store.count_jobs(exp.name, J.JOB_KIND_DESIGN,
+                                          (J.JOB_STATE_QUEUED, J.JOB_STATE_LEASED))
+        if open_jobs >= mix.max_open_design_jobs:
+            return None
+        if mix.max_designs:
+            _, designs = self.store.list_designs(DesignQuery(exp.name, limit=1))
+            if designs + open_jobs >= mix.max_designs:
+                return None
+        job = self._new_job(exp, J.JOB_KIND_DESIGN)
+        new = self._leased(job, worker, exp)
+        new.payload_json = self._design_payload(exp, {})
+        if not self.store.claim_job(new, None):
+            return None
+        return self._granted(new, exp)
+
+    def enqueue_design_jobs(self, experiment: str, count: int, operation: str) -> list[job_pb2.Job]:
+        exp = self.evo.experiment(experiment)
+        if not 1 <= count <= 1000:
+            raise InvalidArgument("count", "must be within [1, 1000]")
+        if operation and operation not in selection.PARENT_COUNT:
+            raise InvalidArgument("operation", "must be mutation, crossover or scratch")
+        jobs = []
+        for _ in range(count):
+            job = self._new_job(exp, J.JOB_KIND_DESIGN)
+            job.payload_json = json.dumps({"operation": operation} if operation else {})
+            self.store.insert_job(job)
+            jobs.append(job)
+            self.hub.publish(EV.EVENT_KIND_JOB_ENQUEUED, exp.name, job_id=job.id,
+                             message="kind=design")
+        self.work.notify(count)
+        return jobs
+
+    # -- calls under a lease ----------------------------------------------------------
+    def held(self, job_id: str, fencing: int, worker_id: str, caller: TokenRecord) -> job_pb2.Job:
+        """The job if `worker_id` holds its current lease; the right error otherwise."""
+        if not job_id:
+            raise InvalidArgument("job_id", "required")
+        self.worker(worker_id, caller)
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.state == J.JOB_STATE_LEASED and deadline_of(job) < time.time():
+            self._expire(job)
+            job = self.store.get_job(job_id)
+        if job.fencing_token != fencing:
+            raise FailedPrecondition(f"stale lease on {job_id}: fencing token {fencing}, "
+                                     f"current {job.fencing_token}")
+        if job.state != J.JOB_STATE_LEASED:
+            raise FailedPrecondition(f"job {job_id} is {J.JobState.Name(job.state)}, not leased")
+        if job.worker_id != worker_id:
+            raise PermissionDenied(f"job {job_id} is leased to another worker")
+        return job
+
+    def _cancelled_for(self, job_id: str, fencing: int, worker_id: str) -> bool:
+        job = self.store.get_job(job_id)
+        return (job is not None and job.state == J.JOB_STATE_CANCELLED
+                and job.fencing_token == fencing and job.worker_id == worker_id)
+
+    def renew(self, job_id: str, fencing: int, worker_id: str, caller: TokenRecord
+              ) -> tuple[job_pb2.Lease, bool]:
+        """A renewed lease, and whether the job was cancelled (then the lease is empty)."""
+        if self._cancelled_for(job_id, fencing, worker_id):
+            return job_pb2.Lease(job_id=job_id, fencing_token=fencing), True
+        job = self.held(job_id, fencing, worker_id, caller)
+        exp = self.evo.experiment(job.experiment)
+        new = copy_job(job)
+        now_ts(new, "lease_deadline", time.time() + self._lease_seconds(exp, job))
+        if not self.store.replace_job(new, job):
+            raise FailedPrecondition(f"lease on {job_id} changed while renewing; retry")
+        self._touch(self.worker(worker_id, caller))
+        return job_pb2.Lease(job_id=job_id, fencing_token=fencing, deadline=new.lease_deadline,
+                             lease_seconds=self._lease_seconds(exp, job), worker_id=worker_id), False
+
+    def progress(self, req: scheduler_pb2.ReportProgressRequest, caller: TokenRecord) -> bool:
+        p = req.progress
+        if self._cancelled_for(p.job_id, req.fencing_token, req.worker_id):
+            return True
+        job = self.held(p.job_id, req.fencing_token, req.worker_id, caller)
+        if not 0 <= p.fraction <= 1:
+            raise InvalidArgument("progress.fraction", "must be within [0, 1]")
+        if len(p.message) > 10_000 or len(p.metrics_json) > 100_000:
+            raise InvalidArgument("progress.message", "message or metrics_json too long")
+        data = {"fraction": p.fraction, "stage": p.stage}
+        if p.metrics_json:
+            try:
+                data["metrics"] = json.loads(p.metrics_json)
+            except json.JSONDecodeError as e:
+                raise InvalidArgument("progress.metrics_json", f"not JSON: {e}") from None
+        self.hub.publish(EV.EVENT_KIND_JOB_PROGRESS, job.experiment, job_id=job.id,
+                         worker_id=req.worker_id, design_id=job.design_id,
+                         message=p.message[:200], data=data)
+        return False
+
+    def complete(self, req: scheduler_pb2.CompleteJobRequest, caller: TokenRecord
+                 ) -> tuple[job_pb2.Job, bool]:
+        current = self.store.get_job(req.job_id)
+        if (current is not None and current.state == J.JOB_STATE_SUCCEEDED
+                and current.fencing_token == req.fencing_token and current.worker_id == req.worker_id):
+            self.worker(req.worker_id, caller)
+            return current, True
+        job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
+        exp = self.evo.experiment(job.experiment)
+        result = req.result
+        check_metrics(dict(result.metrics), result.metrics_json,
+                      self.evo.config.limits.max_metrics_bytes, "result")
+        if len(result.log_tail) > 100_000:
+            raise InvalidArgument("result.log_tail", "longer than 100000 characters")
+        new = copy_job(job)
+        new.state = J.JOB_STATE_SUCCEEDED
+        new.result_json = json_format.MessageToJson(result, indent=None)
+        now_ts(new, "updated_at")
+        design, ledger_op = None, ""
+        if job.kind == J.JOB_KIND_DESIGN and result.design_id:
+            produced = self.store.get_design(result.design_id)
+            if produced is None or produced.experiment != job.experiment:
+                raise InvalidArgument("result.design_id", f"no design {result.design_id!r} in "
+                                      f"experiment {job.experiment!r}")
+            new.design_id = result.design_id
+        elif job.kind == J.JOB_KIND_VERIFY:
+            rung_result = design_pb2.RungResult(
+                rung=job.rung, metrics=dict(result.metrics), metrics_json=result.metrics_json,
+                job_id=job.id, worker_id=req.worker_id, tokens_trained=result.tokens_trained,
+                wall_seconds=result.wall_seconds)
+            self.evo.check_result(exp, rung_result)
+            design = self.evo.with_result(self.evo.get_design(job.design_id), rung_result)
+            ledger_op = "commit"
+        if not self.store.settle_job(new, job, ledger_op, design):
+            again = self.store.get_job(req.job_id)
+            if again.state == J.JOB_STATE_SUCCEEDED and again.fencing_token == req.fencing_token:
+                return again, True
+            raise FailedPrecondition(f"lease on {req.job_id} changed while completing")
+        self.hub.publish(EV.EVENT_KIND_JOB_COMPLETED, job.experiment, job_id=job.id,
+                         worker_id=req.worker_id, design_id=new.design_id,
+                         message=f"kind={KIND_NAME[job.kind]}")
+        if design is not None:
+            self.evo.after_result(exp, design.id, job.rung)
+        return new, False
+
+    def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
+        job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
+        error = req.error[:10_000] or "failed"
+        if req.retryable:
+            return self._requeue(job, error)
+        return self._finish_failed(job, error)
+
+    def release(self, req: scheduler_pb2.ReleaseJobRequest, caller: TokenRecord) -> job_pb2.Job:
+        job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
+        return self._requeue(job, req.reason[:1000] or "released", count_attempt=False)
+
+    def cancel(self, job_id: str, reason: str) -> job_pb2.Job:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        if job.state not in (J.JOB_STATE_QUEUED, J.JOB_STATE_LEASED):
+            raise FailedPrecondition(f"job {job_id} is already {J.JobState.Name(job.state)}")
+        new = copy_job(job)
+        new.state, new.cancel_requested, new.error = J.JOB_STATE_CANCELLED, True, reason or "cancelled"
+        refund = "refund" if job.kind == J.JOB_KIND_VERIFY and job.state == J.JOB_STATE_LEASED else ""
+        if not self.store.settle_job(new, job, refund):
+            return self.cancel(job_id, reason)
+        self.store.release_dedupe_key(job_id)
+        self.hub.publish(EV.EVENT_KIND_JOB_CANCELLED, job.experiment, job_id=job_id,
+                         worker_id=job.worker_id, message=reason[:200])
+        self.work.notify()
+        return new
+
+    def _requeue(self, job: job_pb2.Job, error: str, count_attempt: bool = True) -> job_pb2.Job:
+        if count_attempt and job.attempt >= job.max_attempts:
+            return self._finish_failed(job, f"{error} (attempt {job.attempt}/{job.max_attempts})")
+        new = copy_job(job)
+        new.state, new.worker_id, new.error = J.JOB_STATE_QUEUED, "", error
+        new.ClearField("lease_deadline")
+        if not count_attempt:
+            new.attempt -= 1
+        refund = "refund" if job.kind == J.JOB_KIND_VERIFY else ""
+        if self.store.settle_job(new, job, refund):
+            self.hub.publish(EV.EVENT_KIND_JOB_REQUEUED, job.experiment, job_id=job.id,
+                             worker_id=job.worker_id, message=error[:200])
+            self.work.notify(1)
+        return new
+
+    def _finish_failed(self, job: job_pb2.Job, error: str) -> job_pb2.Job:
+        new = copy_job(job)
+        new.state, new.error = J.JOB_STATE_FAILED, error
+        design = None
+        if job.kind == J.JOB_KIND_VERIFY:
+            exp = self.evo.experiment(job.experiment)
+            found = self.store.get_design(job.design_id)
+            if found is not None and exp.config.ladder.rungs[0].name == job.rung:
+                design = design_pb2.Design()
+                design.CopyFrom(found)
+                design.state = design_pb2.DESIGN_STATE_FAILED
+        if self.store.settle_job(new, job, "refund" if job.kind == J.JOB_KIND_VERIFY else "", design):
+            self.hub.publish(EV.EVENT_KIND_JOB_FAILED, job.experiment, job_id=job.id,
+                             worker_id=job.worker_id, design_id=job.design_id,
+                             message=error[:200])
+            self.work.notify()
+        return new
+
+    def _expire(self, job: job_pb2.Job) -> None:
+        log.info("event=lease_expired job=%s worker=%s attempt=%d", job.id, job.worker_id,
+                 job.attempt)
+        self._requeue(job, "lease expired")
+
+    # -- background -------------------------------------------------------------------
+    def reap(self) -> None:
+        """Expire overdue leases and mark workers dead after missed heartbeats."""
+        now = time.time()
+        for job in self.store.expired_leases(now):
+            self._expire(job)
+        with self._lock:
+            dead = [w for w in self._workers.values() if w.state == J.WORKER_STATE_ALIVE
+                    and now - self._seen.get(w.id, now) > self.cfg.dead_after_seconds]
+        for worker in dead:
+            self._set_state(worker, J.WORKER_STATE_DEAD)
+            self.hub.publish(EV.EVENT_KIND_WORKER_DEAD, "", worker_id=worker.id,
+                             message=f"silent for {self.cfg.dead_after_seconds}s")
+            for job in self.store.list_jobs(JobQuery(worker_id=worker.id,
+                                                     state=J.JOB_STATE_LEASED, limit=1000)):
+                self._expire(job)

@@ -1,0 +1,230 @@
+"""One contract for every Store backend: SQLite, MongoDB through mongomock, and a real
+MongoDB when GENESYS_TEST_MONGO_URI is set."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+from genesys.server.errors import AlreadyExists, DuplicateDesign, FailedPrecondition
+from genesys.server.store import DesignQuery, JobQuery, TokenRecord, open_store
+from genesys.v1 import design_pb2, experiment_pb2, job_pb2
+
+MONGO_URI = os.environ.get("GENESYS_TEST_MONGO_URI", "")
+
+
+@pytest.fixture(params=[
+    "sqlite",
+    "mongomock",
+    pytest.param("mongo", marks=[pytest.mark.mongo,
+                                 pytest.mark.skipif(not MONGO_URI, reason="no GENESYS_TEST_MONGO_URI")]),
+])
+def store(request, tmp_path):
+    url = {"sqlite": "",
+           "mongomock": f"mongomock://localhost/t{uuid.uuid4().hex[:8]}",
+           "mongo": MONGO_URI.rstrip("/") + f"/genesys_test_{uuid.uuid4().hex[:8]}"}[request.param]
+    s = open_store(url, tmp_path)
+    s.kind, s.url = request.param, url
+    yield s
+    s.close()
+
+
+def design(i: int, exp: str = "e", parents=(), digest: str | None = None) -> design_pb2.Design:
+    return design_pb2.Design(id=f"d{i}", experiment=exp, digest=digest or f"h{i}", name=f"n{i}",
+                             parents=list(parents), state=design_pb2.DESIGN_STATE_IMPLEMENTED)
+
+
+def job(i: int, kind=job_pb2.JOB_KIND_DESIGN, exp: str = "e") -> job_pb2.Job:
+    return job_pb2.Job(id=f"j{i}", experiment=exp, kind=kind, state=job_pb2.JOB_STATE_QUEUED)
+
+
+class TestStoreContract:
+    def test_experiments(self, store):
+        store.create_experiment(experiment_pb2.Experiment(name="a", description="x"))
+        store.create_experiment(experiment_pb2.Experiment(name="b"))
+        with pytest.raises(AlreadyExists):
+            store.create_experiment(experiment_pb2.Experiment(name="a"))
+        assert [e.name for e in store.list_experiments()] == ["a", "b"]
+        exp = store.get_experiment("a")
+        exp.config_version = 2
+        store.update_experiment(exp)
+        assert store.get_experiment("a").config_version == 2
+        assert store.get_experiment("zzz") is None
+
+    def test_design_digest_is_unique_per_experiment(self, store):
+        store.insert_design(design(1))
+        with pytest.raises(DuplicateDesign) as err:
+            store.insert_design(design(2, digest="h1"))
+        assert err.value.existing_id == "d1"
+        store.insert_design(design(3, exp="other", digest="h1"))
+        assert store.get_design("d3").experiment == "other"
+        assert store.get_design("nope") is None
+
+    def test_design_queries_and_lineage(self, store):
+        store.insert_design(design(1))
+        store.insert_design(design(2, parents=["d1"]))
+        store.insert_design(design(3, parents=["d1", "d2"]))
+        d2 = store.get_design("d2")
+        d2.results.add(rung="micro")
+        d2.state = design_pb2.DESIGN_STATE_VERIFIED
+        store.update_designs([d2])
+        assert store.children_of("d1") == ["d2", "d3"]
+        found, total = store.list_designs(DesignQuery("e", verified_rung="micro"))
+        assert [d.id for d in found] == ["d2"] and total == 1
+        found, total = store.list_designs(DesignQuery("e", parent="d2"))
+        assert [d.id for d in found] == ["d3"]
+        found, total = store.list_designs(DesignQuery("e", limit=2, offset=1))
+        assert [d.id for d in found] == ["d2", "d3"] and total == 3
+        found, _ = store.list_designs(DesignQuery("e", state=design_pb2.DESIGN_STATE_VERIFIED))
+        assert [d.id for d in found] == ["d2"]
+        assert [d.id for d in store.experiment_designs("e")] == ["d1", "d2", "d3"]
+
+    def test_replace_job_is_conditional(self, store):
+        store.insert_job(job(1))
+        queued = store.get_job("j1")
+        leased = job_pb2.Job()
+        leased.CopyFrom(queued)
+        leased.state, leased.fencing_token, leased.worker_id = job_pb2.JOB_STATE_LEASED, 1, "w"
+        leased.lease_deadline.FromSeconds(int(time.time()) - 5)
+        assert store.replace_job(leased, queued)
+        assert not store.replace_job(leased, queued), "a stale expectation must not write"
+        assert store.get_job("j1").worker_id == "w"
+        assert [j.id for j in store.expired_leases(time.time())] == ["j1"]
+        assert store.count_jobs("e", job_pb2.JOB_KIND_DESIGN, (job_pb2.JOB_STATE_LEASED,)) == 1
+
+    def test_job_queue_order_and_dedupe(self, store):
+        for i in range(3):
+            store.insert_job(job(i))
+        store.insert_job(job(9, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
+        with pytest.raises(AlreadyExists):
+            store.insert_job(job(10, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
+        store.release_dedupe_key("j9")
+        store.insert_job(job(10, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
+        queued = store.queued_jobs([job_pb2.JOB_KIND_DESIGN], [], 2)
+        assert [j.id for j in queued] == ["j0", "j1"]
+        assert store.queued_jobs([job_pb2.JOB_KIND_DESIGN], ["other"], 5) == []
+        assert [j.id for j in store.list_jobs(JobQuery(kind=job_pb2.JOB_KIND_VERIFY))] == ["j10", "j9"]
+
+    def test_verify_keys_skip_cancelled(self, store):
+        a = job_pb2.Job(id="v1", experiment="e", kind=job_pb2.JOB_KIND_VERIFY,
+                        state=job_pb2.JOB_STATE_CANCELLED, design_id="d1", rung="micro")
+        b = job_pb2.Job(id="v2", experiment="e", kind=job_pb2.JOB_KIND_VERIFY,
+                        state=job_pb2.JOB_STATE_SUCCEEDED, design_id="d2", rung="micro")
+        store.insert_job(a)
+        store.insert_job(b)
+        assert store.verify_keys("e") == {("d2", "micro")}
+
+    def test_ledger_moves(self, store):
+        store.set_budget("e", "micro", 2)
+        assert store.ledger_reserve("e", "micro", 2, "j1")
+        assert store.ledger_reserve("e", "micro", 2, "j2")
+        assert not store.ledger_reserve("e", "micro", 2, "j3"), "over the limit"
+        assert store.ledger_commit("e", "micro", "j1")
+        assert store.ledger_refund("e", "micro", "j2")
+        assert not store.ledger_refund("e", "micro", "j2"), "nothing left reserved"
+        row = store.budget("e")[0]
+        assert (row.total, row.reserved, row.committed) == (2, 0, 1)
+        with pytest.raises(FailedPrecondition):
+            store.set_budget("e", "micro", 0)
+        store.set_budget("e", "micro", 5)
+        assert store.budget("e")[0].total == 5
+        ops = [e.op for e in store.ledger_entries("e")]
+        assert len(ops) == 6 and ops[0] == 1  # SET last, newest first
+
+    def test_workers_tokens_events(self, store):
+        store.put_worker(job_pb2.Worker(id="w1", name="a"))
+        store.put_worker(job_pb2.Worker(id="w1", name="b"))
+        assert [w.name for w in store.list_workers()] == ["b"]
+        store.insert_token(TokenRecord("t1", "alice", 1, "hash", 1.0))
+        with pytest.raises(AlreadyExists):
+            store.insert_token(TokenRecord("t2", "alice", 1, "hash", 1.0))
+        assert store.revoke_token("alice").revoked
+        assert store.get_token("t1").revoked and store.revoke_token("nobody") is None
+        seqs = [store.append_event(design_pb2.Event(experiment=x, kind=3)) for x in "aba"]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+        assert [e.seq for e in store.events_after(seqs[0], "a")] == [seqs[2]]
+
+    def test_survives_reopen(self, store, tmp_path):
+        if store.kind == "mongomock":
+            pytest.skip("mongomock keeps no data across clients")
+        store.insert_design(design(1))
+        store.set_budget("e", "micro", 3)
+        store.close()
+        again = open_store(store.url, tmp_path)
+        assert again.get_design("d1").digest == "h1"
+        assert again.budget("e")[0].total == 3
+        again.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_concurrent_reserves_never_exceed_the_limit(backend, tmp_path):
+    store = open_store("", tmp_path)
+    store.set_budget("e", "micro", 1000)
+    wins = []
+
+    def worker():
+        wins.append(sum(store.ledger_reserve("e", "micro", 25, "j") for _ in range(20)))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(wins) == 25 and store.budget("e")[0].reserved == 25
+    store.close()
+
+
+def test_concurrent_job_claims_are_exclusive(tmp_path):
+    store = open_store("", tmp_path)
+    store.insert_job(job(1))
+    queued = store.get_job("j1")
+    winners = []
+
+    def claim(name):
+        new = job_pb2.Job()
+        new.CopyFrom(queued)
+        new.state, new.worker_id, new.fencing_token = job_pb2.JOB_STATE_LEASED, name, 1
+        if store.replace_job(new, queued):
+            winners.append(name)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1 and store.get_job("j1").worker_id == winners[0]
+    store.close()
+
+
+class TestCompoundJobWrites:
+    def test_claim_inserts_with_budget_or_not_at_all(self, store):
+        store.set_budget("e", "micro", 1)
+        first = job(1, kind=job_pb2.JOB_KIND_VERIFY)
+        assert store.claim_job(first, None, "verify:d1:micro", ("e", "micro", 1))
+        assert not store.claim_job(job(2, kind=job_pb2.JOB_KIND_VERIFY), None, "verify:d2:micro",
+                                   ("e", "micro", 1)), "budget spent"
+        assert store.get_job("j2") is None
+        store.set_budget("e", "micro", 3)
+        assert not store.claim_job(job(3, kind=job_pb2.JOB_KIND_VERIFY), None, "verify:d1:micro",
+                                   ("e", "micro", 3)), "dedupe key taken"
+        assert store.budget("e")[0].reserved == 1, "a refused claim reserves nothing"
+
+    def test_settle_commits_and_writes_design(self, store):
+        store.set_budget("e", "micro", 2)
+        store.insert_design(design(1))
+        leased = job(1, kind=job_pb2.JOB_KIND_VERIFY)
+        leased.state, leased.rung, leased.fencing_token = job_pb2.JOB_STATE_LEASED, "micro", 1
+        assert store.claim_job(leased, None, "", ("e", "micro", 2))
+        done = job_pb2.Job()
+        done.CopyFrom(leased)
+        done.state = job_pb2.JOB_STATE_SUCCEEDED
+        d = store.get_design("d1")
+        d.results.add(rung="micro", metrics={"piqa": 0.6})
+        assert store.settle_job(done, leased, "commit", d)
+        assert not store.settle_job(done, leased, "commit", d), "exactly once"
+        row = store.budget("e")[0]
+        assert (row.reserved, row.committed) == (0, 1)
+        assert store.get_design("d1").results[0].metrics["piqa"] == pytest.approx(0.6)
