@@ -96,11 +96,14 @@ class LLMGatewayServicer(pb_grpc.LLMGatewayServicer):
         budget = self.gateway.config.request_timeout_s
         return time.monotonic() + (budget if remaining is None else min(budget, remaining))
 
-    def _prepare(self, inp: pb.ChatInput) -> tuple[ModelPool, dict]:
+    def _pool(self, inp: pb.ChatInput) -> ModelPool:
         with status_codes():
-            name = resolve_model(self.gateway.config, inp)
-            pool = self.gateway.pools[name]
-            return pool, openai_payload(inp, pool.served_name, pool.config)
+            return self.gateway.pools[resolve_model(self.gateway.config, inp)]
+
+    @staticmethod
+    def _payload(inp: pb.ChatInput, pool: ModelPool) -> dict:
+        with status_codes():
+            return openai_payload(inp, pool.served_name, pool.config)
 
     def _account(self, who: Identity, inp: pb.ChatInput, model: str, usage: pb.TokenUsage | None,
                  started: float, error: str = "") -> None:
@@ -124,8 +127,9 @@ class LLMGatewayServicer(pb_grpc.LLMGatewayServicer):
         who = await self._identify(context)
         started, model = time.monotonic(), ""
         try:
-            pool, payload = self._prepare(request.input)
+            pool = self._pool(request.input)
             model = pool.name
+            payload = self._payload(request.input, pool)
             deadline = self._deadline(context)
 
             async def send(replica: Replica, timeout: float) -> dict:
@@ -152,8 +156,9 @@ class LLMGatewayServicer(pb_grpc.LLMGatewayServicer):
         who = await self._identify(context)
         started, model, usage = time.monotonic(), "", None
         try:
-            pool, payload = self._prepare(request.input)
+            pool = self._pool(request.input)
             model = pool.name
+            payload = self._payload(request.input, pool)
             deadline = self._deadline(context)
 
             async def open_(replica: Replica, timeout: float):
