@@ -161,7 +161,7 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
         watcher = self.evo.hub.watch(req.experiment, set(req.kinds))
         try:
             last = req.after_seq
-            if req.after_seq:
+            if req.replay:
                 for event in self.evo.store.events_after(req.after_seq, req.experiment, 100_000):
                     if watcher.wants(event):
                         last = event.seq

@@ -35,7 +35,35 @@ COMMANDS: Registry = {
     "design": {
         "": ("", "Inspect designs locally and in the evolution tree."),
         "info": ("genesys.lmade.cli:design_info", "Unit tree, digest and tuned size per scale."),
+        "submit": ("genesys.cli.design:submit_cmd", "Submit a design file to an experiment."),
+        "list": ("genesys.cli.design:list_cmd", "List the designs of an experiment."),
+        "show": ("genesys.cli.design:show_cmd", "Show a design: tree, results, source."),
+        "lineage": ("genesys.cli.design:lineage_cmd", "Ancestors and descendants of a design."),
     },
+    "server": {
+        "": ("", "Run the coordinator."),
+        "start": ("genesys.server.cli:start_cmd", "Start the coordinator (gRPC) in the foreground."),
+    },
+    "experiment": {
+        "": ("", "Create and inspect experiments on the coordinator."),
+        "create": ("genesys.cli.experiment:create_cmd", "Create an experiment (registers seeds)."),
+        "list": ("genesys.cli.experiment:list_cmd", "List experiments."),
+        "show": ("genesys.cli.experiment:show_cmd", "Show an experiment and its config."),
+    },
+    "leaderboard": ("genesys.cli.experiment:leaderboard_cmd", "Designs ranked by fitness or rung score."),
+    "workers": ("genesys.cli.ops:workers_cmd", "Workers registered with the coordinator."),
+    "jobs": ("genesys.cli.ops:jobs_cmd", "DESIGN/VERIFY jobs (or cancel one)."),
+    "budget": {
+        "": ("", "The ladder-of-scales budget of an experiment."),
+        "show": ("genesys.cli.ops:budget_show_cmd", "Budget per rung: total, released, reserved, committed."),
+        "set": ("genesys.cli.ops:budget_set_cmd", "Set a rung's total budget (admin)."),
+    },
+    "token": {
+        "": ("", "Coordinator bearer tokens (admin)."),
+        "create": ("genesys.cli.ops:token_create_cmd", "Create a token with a role."),
+        "revoke": ("genesys.cli.ops:token_revoke_cmd", "Revoke a token."),
+    },
+    "watch": ("genesys.cli.ops:watch_cmd", "Stream experiment events."),
 }
 
 

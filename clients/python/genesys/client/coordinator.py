@@ -267,11 +267,12 @@ class Coordinator:
                                                  seed=seed)
         return list(self._call(self.evolution.SelectParents, req).parents)
 
-    def watch(self, experiment: str = "", kinds: Iterable[str] = (), after_seq: int = 0,
+    def watch(self, experiment: str = "", kinds: Iterable[str] = (), after_seq: int | None = None,
               timeout: float | None = None) -> Iterator[design_pb2.Event]:
-        """Stream events (kinds like "design_submitted"); ends on timeout or cancel."""
+        """Stream events (kinds like "design_submitted"); ends on timeout or cancel.
+        With `after_seq` (0: from the start) stored events after it are replayed first."""
         req = evolution_pb2.WatchRequest(
-            experiment=experiment, after_seq=after_seq,
+            experiment=experiment, after_seq=after_seq or 0, replay=after_seq is not None,
             kinds=[design_pb2.EventKind.Value(f"EVENT_KIND_{k.upper()}") for k in kinds])
         stream = self.evolution.Watch(req, timeout=timeout, metadata=self._metadata)
         try:

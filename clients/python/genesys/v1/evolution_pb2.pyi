@@ -268,11 +268,13 @@ class SelectParentsResponse(_message.Message):
     def __init__(self, parents: _Optional[_Iterable[_Union[_design_pb2.Design, _Mapping]]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("experiment", "kinds", "after_seq")
+    __slots__ = ("experiment", "kinds", "after_seq", "replay")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
     experiment: str
     kinds: _containers.RepeatedScalarFieldContainer[_design_pb2.EventKind]
     after_seq: int
-    def __init__(self, experiment: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[_design_pb2.EventKind, str]]] = ..., after_seq: _Optional[int] = ...) -> None: ...
+    replay: bool
+    def __init__(self, experiment: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[_design_pb2.EventKind, str]]] = ..., after_seq: _Optional[int] = ..., replay: _Optional[bool] = ...) -> None: ...
