@@ -8,8 +8,8 @@ the `random.Random` passed in, so a seed makes every choice reproducible.
   where the best design beats random by `min_advantage`. A design's rung score is the
   weighted mean over counted benchmarks; its fitness the mean over its verified rungs.
 - Confidence: proposed +1, implemented +1, then rung k of the ladder (0-based) adds k + 1.
-- Quadrants: good = fitness within the top `fitness_cut` fraction (and above the lowest),
-  confident = confidence within the top `confidence_cut` fraction (and above the lowest).
+- Quadrants: good = fitness above that of the design just outside the top `fitness_cut`
+  fraction; confident likewise with `confidence_cut` (designs tied at the cut stay out).
 """
 
 from __future__ import annotations
@@ -86,11 +86,13 @@ def _advantage(score: float, bench: experiment_pb2.Benchmark) -> float:
 
 
 def _top(designs: list[design_pb2.Design], key, fraction: float) -> set[str]:
+    """Ids whose value beats the value just outside the top `fraction` (ties stay out)."""
     values = sorted((key(d) for d in designs), reverse=True)
-    if not values or values[0] == values[-1]:
+    if not values:
         return set()
-    cut = values[max(1, math.ceil(len(values) * fraction)) - 1]
-    return {d.id for d in designs if key(d) >= cut and key(d) > values[-1]}
+    k = max(1, math.ceil(len(values) * fraction))
+    cut = values[k] if k < len(values) else values[-1]
+    return {d.id for d in designs if key(d) > cut}
 
 
 def _ranked_pick(candidates: list[design_pb2.Design], count: int, rng: random.Random,
