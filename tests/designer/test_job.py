@@ -1,0 +1,66 @@
+"""design_job: the DESIGN-job entry point (fake checker here; one real check when available)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from genesys.design import load_design
+from genesys.designer import design_job
+from genesys.designer.job import seed_sources
+from genesys.v1 import design_pb2
+from google.protobuf import json_format
+
+
+def payload(operation="mutation", names=("gpt",), **extra):
+    sources = seed_sources()
+    parents = [{"id": f"d{i}", "name": n, "source": sources[n]} for i, n in enumerate(names)]
+    return {"operation": operation, "parents": parents, "seed": 11, **extra}
+
+
+def test_returns_a_checked_child_with_a_trace():
+    checked, events = [], []
+    result = design_job(payload("crossover", ("gpt", "retnet")), events.append,
+                        check=lambda d: checked.append(d.digest) or {"ok": True, "stage": "all"})
+    assert result["ok"] and result["checked"]
+    child = load_design(result["source"])
+    assert child.digest == result["digest"] == checked[-1]
+    assert result["parents"] == ["d0", "d1"] and result["operation"] == "crossover"
+    trace = json_format.ParseDict(result["trace"], design_pb2.DesignTrace())
+    assert trace.operation == design_pb2.DESIGN_OPERATION_CROSSOVER and trace.notes
+    assert json.loads(trace.metadata_json)["check"] == {"ok": True, "stage": "all"}
+    assert {e["stage"] for e in events} == {"propose", "check"}
+
+
+def test_skips_known_digests_and_failed_checks():
+    first = design_job(payload(), check=lambda d: {"ok": True})
+    again = design_job(payload(), check=lambda d: {"ok": True})
+    assert again["digest"] == first["digest"]  # deterministic under the payload seed
+    verdicts = iter([False, True])
+    result = design_job(payload(known_digests=[first["digest"]]),
+                        check=lambda d: {"ok": next(verdicts), "message": "loss did not fall"})
+    assert result["ok"] and result["digest"] != first["digest"]
+    reasons = [r["reason"] for r in result["rejected"]]
+    assert reasons[0] == "duplicate digest" and "loss did not fall" in reasons
+    assert result["trace"]["attempts"] == len(reasons) + 1
+
+
+def test_gives_up_after_max_candidates():
+    result = design_job(payload(max_candidates=2), check=lambda d: {"ok": False, "error": "nan"})
+    assert not result["ok"] and len(result["rejected"]) == 2 and "nan" in result["error"]
+
+
+def test_scratch_and_unchecked_mode():
+    result = design_job({"operation": "scratch", "seed": 2, "check": False})
+    assert result["ok"] and not result["checked"] and result["parents"] == []
+    assert load_design(result["source"]).digest == result["digest"]
+
+
+@pytest.mark.slow
+def test_real_checker_passes_children_of_seeds():
+    lmade = pytest.importorskip("genesys.lmade")
+    if not hasattr(lmade, "check"):
+        pytest.skip("genesys.lmade.check has not landed")
+    for operation, names in (("mutation", ("gpt",)), ("crossover", ("mamba2", "gpt"))):
+        result = design_job(payload(operation, names, max_candidates=3))
+        assert result["ok"], result["rejected"]
