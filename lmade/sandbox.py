@@ -338,7 +338,8 @@ class _Run:
                 self.on_event(message["data"])
         elif kind == "violation":
             self.violations.append({"operation": message.get("operation"),
-                                    "detail": message.get("detail")})
+                                    "detail": message.get("detail"),
+                                    "after_event": self.events[-1] if self.events else None})
         elif kind in ("result", "error") and self.final is None:
             self.final = message
 

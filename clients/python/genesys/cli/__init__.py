@@ -19,6 +19,7 @@ Registry = dict[str, "tuple[str, str] | Registry"]
 
 COMMANDS: Registry = {
     "version": ("genesys.cli:version_cmd", "Print the installed Genesys version."),
+    "check": ("genesys.lmade.checker_cli:check_cmd", "Check a design file or seed in the sandbox (exit 1 if invalid)."),
     "gateway": {
         "": ("", "Run the LLM gateway and prepare its embedded vLLM default."),
         "start": ("genesys.llm_gateway.cli:start_cmd", "Start the LLM gateway (and the vLLM servers it launches)."),
