@@ -65,6 +65,11 @@ COMMANDS: Registry = {
         "revoke": ("genesys.cli.ops:token_revoke_cmd", "Revoke a token."),
     },
     "watch": ("genesys.cli.ops:watch_cmd", "Stream experiment events."),
+    "agent": {
+        "": ("", "Run a GPU agent (worker) that leases DESIGN/VERIFY jobs."),
+        "start": ("genesys.gpu_agent.cli:start_cmd", "Start an agent against a coordinator."),
+    },
+    "demo": ("genesys.gpu_agent.demo:demo_cmd", "The whole loop locally: seeds verified, N designs evolved, report."),
 }
 
 

@@ -1,0 +1,355 @@
+"""One leased job on this agent: prepare its inputs (trusted data from the coordinator),
+run it in a sandboxed child on the job's devices, stream throttled progress, and turn the
+outcome into a Report for the outbox.
+
+The parent never executes design code: sources travel as text into the sandbox, and the
+parent only parses designs (genesys.design, no exec) to build protobuf trees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from genesys.design import DesignFormatError, load_design
+from genesys.v1 import design_pb2, evolution_pb2, job_pb2, scheduler_pb2
+from google.protobuf import json_format
+
+from .child import STOP_FILE, VERIFY_TARGET
+from .devices import DeviceInfo
+from .link import Link
+from .log import log
+from .outbox import Report
+from .sandboxing import Limits, SandboxResult, run_sandboxed
+
+KIND_NAMES = {job_pb2.JOB_KIND_VERIFY: "VERIFY", job_pb2.JOB_KIND_DESIGN: "DESIGN"}
+OPERATIONS = {"mutation": design_pb2.DESIGN_OPERATION_MUTATION,
+              "crossover": design_pb2.DESIGN_OPERATION_CROSSOVER,
+              "scratch": design_pb2.DESIGN_OPERATION_SCRATCH}
+# Sandbox endings that say nothing about the job itself: another attempt may succeed.
+RETRYABLE_REASONS = frozenset({"signal", "start_failed", "exit", "memory_limit"})
+PROGRESS_INTERVAL_S = 2.0
+PROGRESS_KEYS = ("step", "total_steps", "loss", "train_loss", "val_loss", "tokens",
+                 "tokens_seen", "tokens_per_s", "lr", "benchmark", "unit", "attempt")
+
+
+@dataclass
+class JobSettings:
+    """What the agent gives every job it runs."""
+
+    work_dir: Path
+    data_dir: str
+    worker_id: str
+    threads: int | None
+    memory_mb: int | None
+    verify_wall_s: float
+    design_wall_s: float
+    isolate: bool = True
+    dry_run_s: float | None = None  # simulate VERIFY jobs (child.dry_run) instead of training
+
+
+def progress_of(job_id: str, event: dict) -> job_pb2.ProgressEvent:
+    """A coordinator ProgressEvent from an engine event dict."""
+    fraction = event.get("fraction")
+    if fraction is None and event.get("step") is not None and event.get("total_steps"):
+        fraction = float(event["step"]) / float(event["total_steps"])
+    metrics = {k: event[k] for k in PROGRESS_KEYS if k in event}
+    return job_pb2.ProgressEvent(
+        job_id=job_id, fraction=min(1.0, max(0.0, float(fraction or 0.0))),
+        stage=str(event.get("stage") or event.get("event") or ""),
+        message=str(event.get("message") or "")[:500],
+        metrics_json=json.dumps(metrics, default=str))
+
+
+class JobRun:
+    """Runs in its own thread; ``on_done(run, report | None)`` is called at the end."""
+
+    def __init__(self, link: Link, settings: JobSettings, job: job_pb2.Job,
+                 lease: job_pb2.Lease, devices: list[DeviceInfo],
+                 on_done: Callable[[JobRun, Report | None], None]):
+        self.link, self.settings, self.job = link, settings, job
+        self.fencing = lease.fencing_token
+        self.devices = devices
+        self.kind = KIND_NAMES.get(job.kind, str(job.kind))
+        self.dir = settings.work_dir / "jobs" / job.id
+        self.cancel = threading.Event()
+        self.stop_reason: str | None = None  # cancelled | lost | drain
+        self.design_id = job.design_id
+        self._on_done = on_done
+        self._last_progress = 0.0
+        self._last_stage = ""
+        self.thread = threading.Thread(target=self._main, name=f"job-{job.id}", daemon=True)
+
+    # --- control from the agent -----------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, reason: str) -> None:
+        """cancelled / lost: kill the child now. drain: ask it to checkpoint and return."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log("job_stopping", job=self.job.id, design=self.design_id, reason=reason)
+        if reason == "drain":
+            try:
+                (self.dir / STOP_FILE).touch()
+            except OSError:
+                self.cancel.set()
+        else:
+            self.cancel.set()
+
+    def ref(self) -> scheduler_pb2.LeaseRef:
+        return scheduler_pb2.LeaseRef(job_id=self.job.id, fencing_token=self.fencing)
+
+    # --- the job thread ---------------------------------------------------------------------
+
+    def _main(self) -> None:
+        report: Report | None
+        try:
+            report = self._execute()
+        except Exception as exc:  # noqa: BLE001 - any failure of the agent side is reported
+            log("job_error", level="error", job=self.job.id, design=self.design_id,
+                error=f"{type(exc).__name__}: {exc}")
+            report = self._ending(f"agent error: {type(exc).__name__}: {exc}", retryable=True)
+        self._on_done(self, report)
+
+    def _execute(self) -> Report | None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / STOP_FILE).unlink(missing_ok=True)
+        payload = json.loads(self.job.payload_json or "{}")
+        log("job_started", job=self.job.id, kind=self.kind, design=self.design_id,
+            rung=self.job.rung or None, attempt=self.job.attempt,
+            devices=",".join(d.name for d in self.devices))
+        if self.job.kind == job_pb2.JOB_KIND_VERIFY:
+            return self._verify(payload)
+        if self.job.kind == job_pb2.JOB_KIND_DESIGN:
+            return self._design(payload)
+        return self._report("fail", error=f"unknown job kind {self.job.kind}", retryable=False)
+
+    def _limits(self, wall_s: float) -> Limits:
+        cuda = [d.index for d in self.devices if d.kind == "cuda"]
+        env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, cuda))} if cuda else {}
+        return Limits(
+            wall_s=wall_s, memory_mb=self.settings.memory_mb, threads=self.settings.threads,
+            cuda=bool(cuda), allow_subprocess=len(cuda) > 1, env=env,
+            readable_dirs=(self.settings.data_dir,), scratch_dir=str(self.dir),
+            isolate=self.settings.isolate)
+
+    def _run(self, target: str, payload: dict, wall_s: float) -> SandboxResult:
+        return run_sandboxed(target, payload, self._limits(wall_s), on_event=self._on_event,
+                             cancel=self.cancel)
+
+    def _on_event(self, event: dict) -> None:
+        now = time.monotonic()
+        stage = str(event.get("stage") or event.get("event") or "")
+        if now - self._last_progress < PROGRESS_INTERVAL_S and stage == self._last_stage:
+            return
+        self._last_progress, self._last_stage = now, stage
+        request = scheduler_pb2.ReportProgressRequest(
+            worker_id=self.settings.worker_id, fencing_token=self.fencing,
+            progress=progress_of(self.job.id, event))
+        try:
+            response = self.link.call(self.link.scheduler.ReportProgress, request, timeout=3.0)
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                self.stop("lost")
+            return  # progress is best effort; the heartbeat thread handles outages
+        if response.cancel_requested:
+            self.stop("cancelled")
+
+    # --- VERIFY -----------------------------------------------------------------------------
+
+    def _design_source(self, design_id: str) -> design_pb2.Design:
+        response = self.link.call(
+            self.link.evolution.GetDesign,
+            evolution_pb2.GetDesignRequest(id=design_id, view=design_pb2.DESIGN_VIEW_FULL),
+            retry_for=60.0)
+        return response.design
+
+    def _verify(self, payload: dict) -> Report | None:
+        self.design_id = payload.get("design_id") or self.job.design_id
+        source = payload.get("source") or self._design_source(self.design_id).source
+        cuda = any(d.kind == "cuda" for d in self.devices)
+        child = {**payload, "source": source, "design_id": self.design_id,
+                 "rung": self.job.rung or payload.get("rung", ""), "data_dir": self.settings.data_dir,
+                 "out_dir": str(self.dir / "run"), "resume": True,
+                 "device": "cuda" if cuda else "cpu", "gpus": len(self.devices) if cuda else 1,
+                 "target": VERIFY_TARGET}
+        if self.settings.dry_run_s is not None:
+            child.update(target="genesys.gpu_agent.child:dry_run", dry_run_s=self.settings.dry_run_s)
+        result = self._run("genesys.gpu_agent.child:verify", child,
+                           float(payload.get("wall_s") or self.settings.verify_wall_s))
+        if not result.ok:
+            return self._sandbox_failure(result)
+        value = result.value if isinstance(result.value, dict) else {}
+        if value.get("aborted"):
+            if self.stop_reason == "drain":
+                return self._report("release", error="agent draining (checkpoint kept)")
+            return self._report("fail", error=f"verification aborted: {value.get('reason')}",
+                                retryable=False)
+        return self._report("complete", result=self._verify_result(value, result))
+
+    @staticmethod
+    def _verify_result(value: dict, run: SandboxResult) -> dict:
+        metrics = {k: float(v) for k, v in (value.get("metrics") or {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        train = value.get("train") if isinstance(value.get("train"), dict) else {}
+        tokens = value.get("tokens_trained") or train.get("tokens_seen") or 0
+        result = job_pb2.JobResult(
+            metrics=metrics, metrics_json=json.dumps(value, default=str),
+            wall_seconds=float(value.get("wall_s") or run.wall_s), tokens_trained=int(tokens),
+            log_tail=run.output_tail[-2000:])
+        return json_format.MessageToDict(result)
+
+    # --- DESIGN -----------------------------------------------------------------------------
+
+    def _parents(self, payload: dict) -> list[design_pb2.Design]:
+        ids = list(payload.get("parents") or [])
+        operation = payload.get("operation", "mutation")
+        if not ids and operation != "scratch":
+            request = evolution_pb2.SelectParentsRequest(
+                experiment=self.job.experiment,
+                operation=OPERATIONS.get(operation, design_pb2.DESIGN_OPERATION_MUTATION))
+            selected = self.link.call(self.link.evolution.SelectParents, request, retry_for=60.0)
+            ids = [p.id for p in selected.parents]
+        return [self._design_source(i) for i in ids]
+
+    def _known_digests(self) -> list[str]:
+        request = evolution_pb2.ListDesignsRequest(
+            experiment=self.job.experiment, limit=1000, view=design_pb2.DESIGN_VIEW_BASIC)
+        response = self.link.call(self.link.evolution.ListDesigns, request, retry_for=60.0)
+        return [d.digest for d in response.designs]
+
+    def _design(self, payload: dict) -> Report | None:
+        parents = self._parents(payload)
+        child = {**payload, "experiment": self.job.experiment, "job_id": self.job.id,
+                 "seed": payload.get("seed") or random.getrandbits(31),
+                 "parents": [{"id": p.id, "name": p.name, "source": p.source, "digest": p.digest}
+                             for p in parents],
+                 "known_digests": self._known_digests()}
+        started = time.monotonic()
+        value, error = self._run_plain("genesys.gpu_agent.design_child", child,
+                                       float(payload.get("wall_s") or self.settings.design_wall_s))
+        if value is None:
+            return self._ending(error, retryable=True)
+        if not value.get("ok") or not value.get("source"):
+            return self._report("fail", retryable=True,
+                                error=str(value.get("error") or "the designer produced no design"))
+        submission = self._submission(value, [p.id for p in parents])
+        outcome = job_pb2.JobResult(
+            wall_seconds=time.monotonic() - started,
+            metrics_json=json.dumps({"check": value.get("check"), "rejected": value.get("rejected")},
+                                    default=str))
+        return self._report("complete", submission=submission,
+                            result=json_format.MessageToDict(outcome))
+
+    def _run_plain(self, module: str, payload: dict, wall_s: float) -> tuple[dict | None, str]:
+        """Run trusted orchestration code (``python -m module``) in a plain child process:
+        JSON payload on stdin, ``{"event"}`` / ``{"result"}`` lines on stdout."""
+        env = dict(os.environ)
+        if self.settings.threads:
+            env.update({k: str(self.settings.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        log_path = self.dir / "child.log"
+        with open(log_path, "wb") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=stderr, cwd=self.dir, env=env,
+                                    start_new_session=True)
+        result: dict = {}
+
+        def read() -> None:
+            for line in proc.stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(message.get("event"), dict):
+                    self._on_event(message["event"])
+                elif isinstance(message.get("result"), dict):
+                    result.update(message["result"])
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            proc.stdin.write(json.dumps(payload).encode())
+            proc.stdin.close()
+        except OSError:
+            pass
+        deadline = time.monotonic() + wall_s
+        stopped = ""
+        while proc.poll() is None:
+            if self.cancel.wait(0.2) or self.stop_reason == "drain":
+                stopped = "stopped"
+            elif time.monotonic() > deadline:
+                stopped = f"wall-clock limit of {wall_s:g} s exceeded"
+            if stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        reader.join(5.0)
+        if result:
+            return result, ""
+        tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+        return None, stopped or f"design child exited with code {proc.returncode}\n{tail}"
+
+    def _submission(self, value: dict, parent_ids: list[str]) -> dict:
+        source = value["source"]
+        try:
+            design = load_design(source, name=value.get("name") or None)
+            tree, digest = design.to_proto(), design.digest
+        except DesignFormatError as exc:  # the designer checked it; the server checks again
+            log("design_unparsed", level="warning", job=self.job.id, error=str(exc))
+            tree, digest = None, value.get("digest", "")
+        trace = design_pb2.DesignTrace()
+        with contextlib.suppress(json_format.ParseError, TypeError):
+            json_format.ParseDict(value.get("trace") or {}, trace, ignore_unknown_fields=True)
+        if not trace.operation:
+            trace.operation = OPERATIONS.get(value.get("operation", ""),
+                                             design_pb2.DESIGN_OPERATION_UNSPECIFIED)
+        trace.agent = f"{trace.agent or 'designer'}@{self.settings.worker_id}"
+        request = evolution_pb2.SubmitDesignRequest(
+            experiment=self.job.experiment, name=value.get("name") or "", source=source,
+            parents=value.get("parents") or parent_ids, trace=trace, digest=digest or "",
+            job_id=self.job.id, fencing_token=self.fencing)
+        if tree is not None:
+            request.tree.CopyFrom(tree)
+        return json_format.MessageToDict(request)
+
+    # --- endings ------------------------------------------------------------------------------
+
+    def _sandbox_failure(self, result: SandboxResult) -> Report | None:
+        if result.reason == "cancelled" or self.stop_reason in ("cancelled", "lost"):
+            return self._ending("stopped", retryable=True)
+        error = f"{result.reason}: {result.error}"
+        if result.traceback:
+            error += "\n" + result.traceback[-3000:]
+        return self._ending(error, retryable=result.reason in RETRYABLE_REASONS)
+
+    def _ending(self, error: str, retryable: bool) -> Report | None:
+        """The report for a job that did not produce a result."""
+        if self.stop_reason in ("cancelled", "lost"):
+            return None  # the coordinator already knows; nothing to report
+        if self.stop_reason == "drain":
+            return self._report("release", error="agent draining")
+        return self._report("fail", error=error, retryable=retryable)
+
+    def _report(self, action: str, **fields: Any) -> Report:
+        return Report(job_id=self.job.id, fencing_token=self.fencing, action=action,
+                      kind=self.kind, design_id=self.design_id or "", **fields)
+
+    def cleanup(self) -> None:
+        """Drop the job's scratch dir once its report has been delivered (not on release:
+        the checkpoint in it lets this agent resume the job if it is leased here again)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
