@@ -13,6 +13,10 @@ from genesys.design import Design, load_design
 # name -> design file in this folder
 SEED_FILES: dict[str, str] = {
     "gpt": "gpt.py",
+    "mamba2": "mamba2.py",
+    "retnet": "retnet.py",
+    "rwkv6": "rwkv6.py",
+    "ttt": "ttt.py",
 }
 
 
