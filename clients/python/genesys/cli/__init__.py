@@ -52,6 +52,7 @@ COMMANDS: Registry = {
         "show": ("genesys.cli.experiment:show_cmd", "Show an experiment and its config."),
     },
     "leaderboard": ("genesys.cli.experiment:leaderboard_cmd", "Designs ranked by fitness or rung score."),
+    "report": ("genesys.cli.report:report_cmd", "Write an experiment's report: PNG plots + HTML leaderboard."),
     "workers": ("genesys.cli.ops:workers_cmd", "Workers registered with the coordinator."),
     "jobs": ("genesys.cli.ops:jobs_cmd", "DESIGN/VERIFY jobs (or cancel one)."),
     "budget": {
