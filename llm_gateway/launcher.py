@@ -46,7 +46,7 @@ def vllm_python(launch: LaunchConfig, data_dir: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def check_vllm(python: Path, where: str) -> None:
+def check_vllm(python: Path, where: str, env: dict[str, str] | None = None) -> None:
     """Fail with the install instructions when `python` cannot import vLLM."""
     hint = (
         f"run `genesys gateway prepare-vllm` (creates a venv with {DEFAULT_VLLM_PACKAGE} for CPU; "
@@ -57,7 +57,7 @@ def check_vllm(python: Path, where: str) -> None:
         raise LaunchError(f"{where}: no Python at {python}; {hint}")
     probe = subprocess.run(
         [str(python), "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)"],
-        capture_output=True, timeout=60,
+        capture_output=True, timeout=60, env=env,
     )
     if probe.returncode != 0:
         raise LaunchError(f"{where}: vLLM is not installed in {python}; {hint}")

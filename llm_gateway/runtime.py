@@ -34,7 +34,7 @@ class Gateway:
                 for index in range(model.launch.replicas):
                     process = VllmProcess(name, model, index, data_dir)
                     if index == 0:
-                        check_vllm(process.python, where)
+                        check_vllm(process.python, where, process.environment())
                     self.processes.append(process)
                     pool.replicas.append(process.replica)
             else:

@@ -105,18 +105,23 @@ class GatewayProc:
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProc]]:
-    """Start `genesys gateway start` with a TOML config text; returns its address."""
+    """Start `genesys gateway start` with a TOML config text; returns its address and log."""
     procs = []
 
-    def start(config_text: str, env: dict[str, str] | None = None, timeout: float = 60.0) -> GatewayProc:
-        config = tmp_path / f"gateway{len(procs)}.toml"
-        config.write_text(config_text)
+    def start(config_text: str | None, env: dict[str, str] | None = None, timeout: float = 60.0,
+              data_dir: Path | None = None) -> GatewayProc:
+        """config_text None: the embedded default config."""
+        args = []
+        if config_text is not None:
+            config = tmp_path / f"gateway{len(procs)}.toml"
+            config.write_text(config_text)
+            args = ["--config", str(config)]
         address = f"127.0.0.1:{free_port()}"
         log = tmp_path / f"gateway{len(procs)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [*GENESYS, "gateway", "start", "--config", str(config), "--listen", address,
-                 "--data-dir", str(tmp_path / "data")],
+                [*GENESYS, "gateway", "start", *args, "--listen", address,
+                 "--data-dir", str(data_dir or tmp_path / "data")],
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             )
         procs.append(proc)
