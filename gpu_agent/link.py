@@ -59,7 +59,10 @@ class Link:
         self._metadata = (("authorization", f"Bearer {token}"),)
         options = [("grpc.max_receive_message_length", MAX_MESSAGE),
                    ("grpc.max_send_message_length", MAX_MESSAGE),
-                   ("grpc.keepalive_time_ms", 30_000)]
+                   ("grpc.keepalive_time_ms", 30_000),
+                   # reconnect soon after a coordinator restart (gRPC's default backs off to 2 min)
+                   ("grpc.initial_reconnect_backoff_ms", 500),
+                   ("grpc.max_reconnect_backoff_ms", 5_000)]
         if tls_ca is not None:
             with open(tls_ca, "rb") as f:
                 creds = grpc.ssl_channel_credentials(f.read())
