@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
+from contextlib import ExitStack
+
 import pytest
 from genesys.client import Coordinator
-from genesys.server.app import start_in_thread
-from genesys.server.config import load_server_config
-
-FAST = {"scheduler.reap_interval_seconds": 0.1, "scheduler.dead_after_seconds": 2,
-        "scheduler.heartbeat_seconds": 1}
+from genesys.server.testing import local_coordinator
 
 
 @pytest.fixture
 def make_server(tmp_path):
-    started = []
+    numbers = itertools.count()
+    with ExitStack() as stack:
+        def make(**overrides):
+            data_dir = tmp_path / f"data{next(numbers)}"
+            return stack.enter_context(local_coordinator(data_dir, **overrides))
 
-    def make(**overrides):
-        settings = {"listen": "127.0.0.1:0", "data_dir": str(tmp_path / f"data{len(started)}"),
-                    **FAST, **overrides}
-        server = start_in_thread(load_server_config(None, **settings))
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop(0.2)
+        yield make
 
 
 @pytest.fixture
