@@ -57,6 +57,7 @@ class DemoSettings:
     progress: bool = True
     max_candidates: int = 6
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the children
+    agent_args: tuple[str, ...] = ()  # extra `genesys agent start` arguments
 
     @property
     def data_dir(self) -> Path:
@@ -162,7 +163,7 @@ class Processes:
             cmd = [*CLI, "agent", "start", "--coordinator", address, "--roles", "verify,design",
                    "--gpus", "none", "--work-dir", str(s.agent_dir(i)), "--data-dir", str(s.data_dir),
                    "--threads", str(s.threads), "--experiment", s.experiment, "--name", f"demo-agent-{i}",
-                   "--drain-grace", "20"]
+                   "--drain-grace", "20", *s.agent_args]
             env = _env(s) | {"GENESYS_TOKEN": token}
             self.agents.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                 stderr=self._log(f"agent-{i}"), env=env,
@@ -320,13 +321,15 @@ class Follower:
 # --- the end: leaderboard and report --------------------------------------------------------
 
 
-def leaderboard_rows(client: Coordinator, experiment: str, limit: int = 50) -> list[dict]:
+def leaderboard_rows(client: Coordinator, experiment: str, rung: str, limit: int = 50) -> list[dict]:
+    """Ranked by overall fitness, with each design's benchmark scores at `rung`."""
     quadrants = design_pb2.Quadrant
     seeds = {d.id for d in client.list_designs(experiment, limit=1000) if d.seed}
+    scores = {e.design_id: dict(e.metrics) for e in client.leaderboard(experiment, rung, limit=1000)}
     return [{"rank": e.rank, "design_id": e.design_id, "name": e.name, "fitness": e.fitness,
              "confidence": e.confidence, "seed": e.design_id in seeds,
              "quadrant": quadrants.Name(e.quadrant).removeprefix("QUADRANT_").lower(),
-             "metrics": dict(e.metrics)}
+             "metrics": scores.get(e.design_id, {})}
             for e in client.leaderboard(experiment, limit=limit)]
 
 
@@ -348,8 +351,8 @@ def write_report(client: Coordinator, settings: DemoSettings) -> list[str]:
     """PNG plots + HTML through the report module (genesys.report)."""
     from genesys import report
 
-    written = report.write_report(client, settings.experiment, settings.report_dir)
-    return sorted(str(Path(p).relative_to(settings.report_dir)) for p in written)
+    written = report.fetch_report(client, settings.experiment, settings.report_dir)
+    return sorted(str(Path(p).relative_to(settings.report_dir)) for p in written.values())
 
 
 # --- the whole run --------------------------------------------------------------------------
@@ -382,7 +385,7 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
             verified = sum(d.state == design_pb2.DESIGN_STATE_VERIFIED for d in listed)
             new_verified = sum(d.state == design_pb2.DESIGN_STATE_VERIFIED and not d.seed
                                for d in listed) - before
-            rows = leaderboard_rows(client, settings.experiment)
+            rows = leaderboard_rows(client, settings.experiment, settings.scale)
             say("")
             say(format_leaderboard(rows))
             files = write_report(client, settings)
