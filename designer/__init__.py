@@ -15,9 +15,9 @@ falls back to mutation), "parents" [{"id", "name", "source"}], optional "library
 "seeds" [{"name", "source"}] of extra donor designs (the installed seeds are always
 donors), "seed" (int; same payload -> same result), "known_digests" [sha256] to skip,
 "max_candidates" (default 6), "scale" (checker scale, default "check"), "check" (bool,
-default true). ``check`` defaults to ``genesys.lmade.check(design, scale=...)``; a report
-passes when its ``ok`` is true. ``emit`` receives {"stage", "attempt", "fraction",
-"message"} progress events.
+default true). ``check`` defaults to ``genesys.lmade.checker.check(design, scale=...)``; a
+report passes when its ``ok`` (or ``valid``, as CheckReport has) is true. ``emit``
+receives {"stage", "attempt", "fraction", "message"} progress events.
 
 Returns {"ok", "checked", "source", "name", "digest", "parents" (ids), "operation",
 "trace" (a dict for json_format.ParseDict into genesys.v1.DesignTrace: operation enum

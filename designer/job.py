@@ -16,7 +16,8 @@ from typing import Any
 
 from genesys.design import Design, DesignFormatError, load_design
 
-from .operators import NoCandidate, propose
+from .operators import Candidate, NoCandidate, child_name, propose
+from .perturb import perturb
 
 AGENT = "genesys.designer.recombination"
 DEFAULT_CANDIDATES = 6
@@ -58,12 +59,38 @@ def report_dict(report: Any) -> dict:
 
 
 def _passed(report: dict) -> bool:
-    return bool(report.get("ok", report.get("passed", False)))
+    return bool(report.get("ok", report.get("valid", report.get("passed", False))))
+
+
+def _failure(report: dict) -> str:
+    """Why a checker report failed: its first failed check, else its message."""
+    failed = next((c for c in report.get("checks") or [] if not c.get("passed")), None)
+    if failed:
+        return f"{failed.get('name')}: {failed.get('message')}"
+    return str(report.get("message") or report.get("error") or "checker failed")
+
+
+def _unseen(candidate: Candidate, known: set[str], rng: random.Random, tries: int = 3) -> Design | None:
+    """The candidate's design, moved by hyperparameter steps while its digest is already
+    known (a crossover of the same two parents often repeats itself); None if it stays known."""
+    design = candidate.design
+    for _ in range(tries):
+        if design.digest not in known:
+            break
+        try:
+            design, note = perturb(design, rng)
+        except ValueError:
+            return None
+        candidate.notes.append(f"{note} (the recombination alone was a duplicate)")
+    if design.digest in known:
+        return None
+    candidate.design = dataclasses.replace(design, name=child_name(candidate.design.name, candidate.operation, design))
+    return candidate.design
 
 
 def default_check(scale: str) -> Check:
     def check(design: Design) -> Any:
-        from genesys.lmade import check as lmade_check  # torch: imported only when checking
+        from genesys.lmade.checker import check as lmade_check  # imported only when checking
 
         return lmade_check(design, scale=scale)
     return check
@@ -98,9 +125,10 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
                 break
             operation = "mutation"  # crossover of incompatible parents: mutate instead
             continue
-        design = candidate.design
-        if design.digest in known:
-            rejected.append({"name": design.name, "digest": design.digest, "reason": "duplicate digest"})
+        design = _unseen(candidate, known, rng)
+        if design is None:
+            rejected.append({"name": candidate.design.name, "digest": candidate.design.digest,
+                             "reason": "duplicate digest"})
             continue
         known.add(design.digest)
         report: dict | None = None
@@ -109,8 +137,8 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
                   "message": f"checking {design.name}"})
             report = report_dict(check(design))
             if not _passed(report):
-                reason = report.get("message") or report.get("error") or "checker failed"
-                rejected.append({"name": design.name, "digest": design.digest, "reason": str(reason)[:2000]})
+                rejected.append({"name": design.name, "digest": design.digest,
+                                 "reason": _failure(report)[:2000]})
                 continue
         used = parents[: len(candidate.parents)] if candidate.operation != "scratch" else []
         trace = {
