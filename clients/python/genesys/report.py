@@ -227,12 +227,13 @@ def plot_lineage(nodes: list[Node], path: Path) -> Path:
                         c=[n.fitness for n in verified], cmap="viridis", s=80, zorder=2,
                         edgecolors="black", linewidths=0.5)
         fig.colorbar(sc, ax=ax, label="fitness", shrink=0.8)
-    pending = [n for n in nodes if not n.verified]
-    if pending:
-        ax.scatter([pos[n.id][1] for n in pending], [-pos[n.id][0] for n in pending],
-                   c=["#d62728" if n.state == "failed" else "#dddddd" for n in pending], s=60,
-                   marker="X", zorder=2, edgecolors="black", linewidths=0.4,
-                   label="failed (red) / not verified")
+    for label, color, sel in (("failed", "#d62728", [n for n in nodes if n.state == "failed"]),
+                              ("not verified", "#dddddd",
+                               [n for n in nodes if not n.verified and n.state != "failed"])):
+        if sel:
+            ax.scatter([pos[n.id][1] for n in sel], [-pos[n.id][0] for n in sel], c=color, s=60,
+                       marker="X", zorder=2, edgecolors="black", linewidths=0.4, label=label)
+    if any(not n.verified for n in nodes):
         ax.legend(fontsize=7, loc="upper right")
     if len(nodes) <= 80:
         for n in nodes:
