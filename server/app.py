@@ -31,7 +31,7 @@ from grpc_reflection.v1alpha import reflection
 
 from .auth import Authenticator, ensure_local_token
 from .config import ServerConfig
-from .events import EventHub, WorkSignal
+from .events import FLUSH_SECONDS, EventHub, WorkSignal
 from .evolution import Evolution
 from .rpc import AuthServicer, BudgetServicer, EvolutionServicer, SchedulerServicer
 from .scheduler import Scheduler
@@ -78,6 +78,7 @@ class Coordinator:
         self.address = ""
         self._server: grpc.aio.Server | None = None
         self._reaper: asyncio.Task | None = None
+        self._flusher: asyncio.Task | None = None
 
     async def start(self) -> str:
         limit = self.config.limits.max_message_bytes
@@ -110,6 +111,7 @@ class Coordinator:
         self.address = f"{host}:{port}"
         (self.data_dir / "address").write_text(self.address + "\n")
         self._reaper = asyncio.create_task(self._reap_forever())
+        self._flusher = asyncio.create_task(self._flush_forever())
         log.info("event=started address=%s store=%s data_dir=%s tls=%s", self.address,
                  type(self.store).__name__, self.data_dir, bool(creds))
         return self.address
@@ -122,15 +124,24 @@ class Coordinator:
             except Exception:
                 log.exception("event=reap_failed")
 
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                self.hub.flush()
+            except Exception:
+                log.exception("event=flush_failed")
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting calls, let in-flight calls finish (up to `grace` s), close the store."""
         if self._server is None:
             return
         await self.health.enter_graceful_shutdown()
-        if self._reaper:
-            self._reaper.cancel()
+        self._reaper.cancel()
+        self._flusher.cancel()
         await self._server.stop(grace)
         self._server = None
+        self.hub.flush()
         self.store.close()
         log.info("event=stopped address=%s", self.address)
 

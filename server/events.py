@@ -1,5 +1,10 @@
-"""Experiment events (stored, then pushed to live Watch streams) and the wake-up signal
-that long-polling LeaseJob calls wait on."""
+"""Experiment events (pushed to live Watch streams at once, stored in batches) and the
+wake-up signal that long-polling LeaseJob calls wait on.
+
+Events are a log for watchers, not the source of truth (designs, results, jobs and the
+ledger are): they are written to the store by `flush()`, which the coordinator calls every
+`FLUSH_SECONDS`, when `FLUSH_BATCH` are pending, before a replay and on shutdown.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from .store import Store
 
 log = logging.getLogger("genesys.server")
 QUEUE_LIMIT = 10_000
+FLUSH_SECONDS = 0.1
+FLUSH_BATCH = 256
 
 
 class Overflow(Exception):
@@ -27,6 +34,8 @@ class EventHub:
         self._store = store
         self._watchers: set[Watcher] = set()
         self._lock = threading.Lock()
+        self._seq = store.last_event_seq()
+        self._pending: list[design_pb2.Event] = []
 
     def publish(self, kind: int, experiment: str, *, design_id: str = "", job_id: str = "",
                 worker_id: str = "", message: str = "", data: dict | None = None) -> design_pb2.Event:
@@ -34,15 +43,27 @@ class EventHub:
                                  job_id=job_id, worker_id=worker_id, message=message,
                                  data_json=json.dumps(data) if data else "")
         event.time.FromNanoseconds(time.time_ns())
-        self._store.append_event(event)
         with self._lock:
+            self._seq += 1
+            event.seq = self._seq
+            self._pending.append(event)
             watchers = list(self._watchers)
+            full = len(self._pending) >= FLUSH_BATCH
+        if full:
+            self.flush()
         for w in watchers:
             w.offer(event)
         log.info("event=%s experiment=%s design=%s job=%s worker=%s %s",
                  design_pb2.EventKind.Name(kind).removeprefix("EVENT_KIND_").lower(),
                  experiment, design_id or "-", job_id or "-", worker_id or "-", message)
         return event
+
+    def flush(self) -> None:
+        """Write pending events to the store."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if pending:
+                self._store.append_events(pending)
 
     def watch(self, experiment: str, kinds: set[int]) -> Watcher:
         watcher = Watcher(experiment, kinds, self)

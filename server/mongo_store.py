@@ -371,11 +371,14 @@ class MongoStore(Store):
         return self.get_token(doc.key)
 
     # -- events -----------------------------------------------------------------------
-    def append_event(self, event: design_pb2.Event) -> int:
-        event.seq = self._next("events")
-        EventDoc(seq=event.seq, experiment=event.experiment,
-                 body=event.SerializeToString()).save(force_insert=True)
-        return event.seq
+    def append_events(self, events: list[design_pb2.Event]) -> None:
+        EventDoc.objects.insert([EventDoc(seq=e.seq, experiment=e.experiment,
+                                          body=e.SerializeToString()) for e in events],
+                                load_bulk=False)
+
+    def last_event_seq(self) -> int:
+        last = EventDoc.objects.order_by("-seq").only("seq").first()
+        return last.seq if last else 0
 
     def events_after(self, seq: int, experiment: str = "", limit: int = 1000) -> list[design_pb2.Event]:
         filters = {"seq__gt": seq}

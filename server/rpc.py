@@ -162,6 +162,7 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
         try:
             last = req.after_seq
             if req.replay:
+                self.evo.hub.flush()
                 for event in self.evo.store.events_after(req.after_seq, req.experiment, 100_000):
                     if watcher.wants(event):
                         last = event.seq

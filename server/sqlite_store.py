@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     dedupe TEXT UNIQUE, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, kind);
 CREATE INDEX IF NOT EXISTS jobs_deadline ON jobs (state, deadline);
-CREATE INDEX IF NOT EXISTS jobs_experiment ON jobs (experiment, kind);
+CREATE INDEX IF NOT EXISTS jobs_experiment ON jobs (experiment, kind, state);
 CREATE TABLE IF NOT EXISTS ledger (
     experiment TEXT NOT NULL, rung TEXT NOT NULL, total INTEGER NOT NULL,
     reserved INTEGER NOT NULL DEFAULT 0, committed INTEGER NOT NULL DEFAULT 0,
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, role INTEGER, secret_hash TEXT,
     created_at REAL, expires_at REAL, revoked INTEGER);
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, experiment TEXT, body BLOB NOT NULL);
+    seq INTEGER PRIMARY KEY, experiment TEXT, body BLOB NOT NULL);
 """
 
 
@@ -95,6 +95,10 @@ class SqliteStore(Store):
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         return self._conn().execute(sql, args).fetchall()
 
+    def _write(self, sql: str, args: tuple = ()) -> int:
+        """One statement in autocommit mode (atomic on its own); returns the row count."""
+        return self._conn().execute(sql, args).rowcount
+
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
@@ -105,9 +109,7 @@ class SqliteStore(Store):
     # -- experiments ------------------------------------------------------------------
     def create_experiment(self, exp: experiment_pb2.Experiment) -> None:
         try:
-            with self._tx() as db:
-                db.execute("INSERT INTO experiments VALUES (?, ?)",
-                           (exp.name, exp.SerializeToString()))
+            self._write("INSERT INTO experiments VALUES (?, ?)", (exp.name, exp.SerializeToString()))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"experiment {exp.name!r} already exists") from None
 
@@ -120,9 +122,8 @@ class SqliteStore(Store):
         return [experiment_pb2.Experiment.FromString(r[0]) for r in rows]
 
     def update_experiment(self, exp: experiment_pb2.Experiment) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE experiments SET body = ? WHERE name = ?",
-                       (exp.SerializeToString(), exp.name))
+        self._write("UPDATE experiments SET body = ? WHERE name = ?",
+                    (exp.SerializeToString(), exp.name))
 
     # -- designs ----------------------------------------------------------------------
     def insert_design(self, design: design_pb2.Design) -> None:
@@ -181,9 +182,8 @@ class SqliteStore(Store):
     # -- jobs -------------------------------------------------------------------------
     def insert_job(self, job: job_pb2.Job, dedupe_key: str = "") -> None:
         try:
-            with self._tx() as db:
-                db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (*_job_columns(job), dedupe_key or None, job.SerializeToString()))
+            self._write("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*_job_columns(job), dedupe_key or None, job.SerializeToString()))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"job {job.id!r} or key {dedupe_key!r} already exists") from None
 
@@ -204,8 +204,7 @@ class SqliteStore(Store):
         return [job_pb2.Job.FromString(r[0]) for r in rows]
 
     def replace_job(self, new: job_pb2.Job, expect: job_pb2.Job) -> bool:
-        with self._tx() as db:
-            return self._replace(db, new, expect)
+        return self._replace(self._conn(), new, expect)
 
     @staticmethod
     def _replace(db: sqlite3.Connection, new: job_pb2.Job, expect: job_pb2.Job) -> bool:
@@ -219,10 +218,17 @@ class SqliteStore(Store):
 
     def claim_job(self, job: job_pb2.Job, expect: job_pb2.Job | None, dedupe_key: str = "",
                   reserve: tuple[str, str, int] | None = None) -> bool:
+        if reserve is None:  # one statement: no transaction needed
+            if expect is not None:
+                return self.replace_job(job, expect)
+            try:
+                self.insert_job(job, dedupe_key)
+                return True
+            except AlreadyExists:
+                return False
         try:
             with self._tx() as db:
-                if reserve and not self._move(db, reserve[0], reserve[1], RESERVE, job.id,
-                                              reserve[2]):
+                if not self._move(db, reserve[0], reserve[1], RESERVE, job.id, reserve[2]):
                     raise _Abort
                 if expect is None:
                     db.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -235,6 +241,8 @@ class SqliteStore(Store):
 
     def settle_job(self, new: job_pb2.Job, expect: job_pb2.Job, ledger: str = "",
                    design: design_pb2.Design | None = None) -> bool:
+        if not ledger and design is None:
+            return self.replace_job(new, expect)
         with self._tx() as db:
             if not self._replace(db, new, expect):
                 return False
@@ -245,8 +253,7 @@ class SqliteStore(Store):
             return True
 
     def release_dedupe_key(self, job_id: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE jobs SET dedupe = NULL WHERE id = ?", (job_id,))
+        self._write("UPDATE jobs SET dedupe = NULL WHERE id = ?", (job_id,))
 
     def queued_jobs(self, kinds: list[int], experiments: list[str], limit: int) -> list[job_pb2.Job]:
         where = f"state = ? AND kind IN ({','.join('?' * len(kinds))})"
@@ -329,9 +336,8 @@ class SqliteStore(Store):
 
     # -- workers ----------------------------------------------------------------------
     def put_worker(self, worker: job_pb2.Worker) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO workers VALUES (?, ?)",
-                       (worker.id, worker.SerializeToString()))
+        self._write("INSERT OR REPLACE INTO workers VALUES (?, ?)",
+                    (worker.id, worker.SerializeToString()))
 
     def get_worker(self, worker_id: str) -> job_pb2.Worker | None:
         rows = self._read("SELECT body FROM workers WHERE id = ?", (worker_id,))
@@ -344,10 +350,9 @@ class SqliteStore(Store):
     # -- tokens -----------------------------------------------------------------------
     def insert_token(self, token: TokenRecord) -> None:
         try:
-            with self._tx() as db:
-                db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (token.id, token.name, token.role, token.secret_hash,
-                            token.created_at, token.expires_at, int(token.revoked)))
+            self._write("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (token.id, token.name, token.role, token.secret_hash, token.created_at,
+                         token.expires_at, int(token.revoked)))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"token name {token.name!r} already exists") from None
 
@@ -367,13 +372,13 @@ class SqliteStore(Store):
         return _token(row) if row else None
 
     # -- events -----------------------------------------------------------------------
-    def append_event(self, event: design_pb2.Event) -> int:
+    def append_events(self, events: list[design_pb2.Event]) -> None:
         with self._tx() as db:
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events").fetchone()[0]
-            event.seq = seq
-            db.execute("INSERT INTO events VALUES (?, ?, ?)",
-                       (seq, event.experiment, event.SerializeToString()))
-        return seq
+            db.executemany("INSERT INTO events VALUES (?, ?, ?)",
+                           [(e.seq, e.experiment, e.SerializeToString()) for e in events])
+
+    def last_event_seq(self) -> int:
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]
 
     def events_after(self, seq: int, experiment: str = "", limit: int = 1000) -> list[design_pb2.Event]:
         if experiment:

@@ -215,8 +215,12 @@ class Store(ABC):
 
     # -- events -----------------------------------------------------------------------
     @abstractmethod
-    def append_event(self, event: design_pb2.Event) -> int:
-        """Store the event under the next sequence number and return it."""
+    def append_events(self, events: list[design_pb2.Event]) -> None:
+        """Store events whose `seq` the caller assigned (increasing, unique)."""
+
+    @abstractmethod
+    def last_event_seq(self) -> int:
+        """The highest stored event seq (0 when none)."""
 
     @abstractmethod
     def events_after(self, seq: int, experiment: str = "", limit: int = 1000) -> list[design_pb2.Event]: ...

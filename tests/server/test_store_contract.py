@@ -143,9 +143,13 @@ class TestStoreContract:
             store.insert_token(TokenRecord("t2", "alice", 1, "hash", 1.0))
         assert store.revoke_token("alice").revoked
         assert store.get_token("t1").revoked and store.revoke_token("nobody") is None
-        seqs = [store.append_event(design_pb2.Event(experiment=x, kind=3)) for x in "aba"]
-        assert seqs == sorted(seqs) and len(set(seqs)) == 3
-        assert [e.seq for e in store.events_after(seqs[0], "a")] == [seqs[2]]
+        assert store.last_event_seq() == 0
+        store.append_events([design_pb2.Event(seq=i + 1, experiment=x, kind=3)
+                             for i, x in enumerate("aba")])
+        store.append_events([design_pb2.Event(seq=4, experiment="a", kind=4)])
+        assert store.last_event_seq() == 4
+        assert [e.seq for e in store.events_after(1, "a")] == [3, 4]
+        assert [e.seq for e in store.events_after(0, limit=2)] == [1, 2]
 
     def test_survives_reopen(self, store, tmp_path):
         if store.kind == "mongomock":

@@ -1,0 +1,220 @@
+"""Coordinator load: simulated workers lease and complete trivial jobs against the real
+server (subprocess, SQLite store) for a fixed time.
+
+Prints lease+complete cycles/s, p50/p99 lease latency and duplicate completions (must be
+0) for N active workers: saturated (no work between lease and complete: the throughput
+ceiling, where latency is pure queueing, N / throughput), then paced (each job "runs"
+--work-ms, the realistic case), then paced with 1000 more idle workers heartbeating every
+5 s. In the same run: the raw unary RPC/s of a trivial gRPC echo server driven by the same
+client (ratio = coordinator RPC/s / echo RPC/s, 2 RPCs per cycle).
+
+    python bench/coordinator_load.py [--workers 200] [--idle 1000] [--seconds 10] [--work-ms 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from genesys.v1 import experiment_pb2, job_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+ECHO_SERVER = """
+import asyncio, grpc
+async def echo(request, context):
+    return request
+async def main():
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler("bench.Echo", {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(f"ready address=127.0.0.1:{port}", flush=True)
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+
+def spawn(args: list[str], env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})})
+    for line in proc.stdout:
+        if "ready address=" in line:
+            return proc, line.strip().rsplit("=", 1)[1]
+    raise RuntimeError(f"{args[:3]} did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def echo_rate(address: str, callers: int, seconds: float) -> float:
+    channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+    calls = [c.unary_unary("/bench.Echo/Echo") for c in channels]
+    payload = b"x" * 64
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def caller(i: int) -> None:
+        nonlocal done
+        call = calls[i % len(calls)]
+        while time.monotonic() < stop:
+            await call(payload)
+            done += 1
+
+    await asyncio.gather(*(caller(i) for i in range(callers)))
+    for c in channels:
+        await c.close()
+    return done / seconds
+
+
+class Load:
+    def __init__(self, address: str, token: str):
+        self.meta = (("authorization", f"Bearer {token}"),)
+        self.channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
+        self.stubs = [scheduler_pb2_grpc.SchedulerServiceStub(c) for c in self.channels]
+
+    def stub(self, i: int) -> scheduler_pb2_grpc.SchedulerServiceStub:
+        return self.stubs[i % len(self.stubs)]
+
+    async def register(self, count: int, roles: list[int]) -> list[str]:
+        caps = job_pb2.WorkerCapabilities(roles=roles)
+        sem = asyncio.Semaphore(64)
+
+        async def one(i: int) -> str:
+            async with sem:
+                reply = await self.stub(i).RegisterWorker(
+                    scheduler_pb2.RegisterWorkerRequest(name=f"bench-{i}", capabilities=caps),
+                    metadata=self.meta, timeout=60)
+                return reply.worker.id
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+    async def cycles(self, workers: list[str], seconds: float, work: float = 0.0) -> dict:
+        latencies: list[float] = []
+        completed: dict[str, int] = {}
+        stop = time.monotonic() + seconds
+
+        async def worker(i: int, worker_id: str) -> None:
+            stub = self.stub(i)
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                reply = await stub.LeaseJob(scheduler_pb2.LeaseJobRequest(
+                    worker_id=worker_id, wait_seconds=1.0), metadata=self.meta, timeout=30)
+                latencies.append(time.perf_counter() - t0)
+                if not reply.HasField("job"):
+                    continue
+                if work:
+                    await asyncio.sleep(work)
+                done = await stub.CompleteJob(scheduler_pb2.CompleteJobRequest(
+                    job_id=reply.job.id, fencing_token=reply.lease.fencing_token,
+                    worker_id=worker_id), metadata=self.meta, timeout=30)
+                if not done.already_completed:
+                    completed[reply.job.id] = completed.get(reply.job.id, 0) + 1
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker(i, w) for i, w in enumerate(workers)))
+        elapsed = time.monotonic() - start
+        return {"cycles_per_s": sum(completed.values()) / elapsed,
+                "p50_ms": 1000 * percentile(latencies, 0.5),
+                "p99_ms": 1000 * percentile(latencies, 0.99),
+                "duplicates": sum(n - 1 for n in completed.values() if n > 1),
+                "cycles": sum(completed.values())}
+
+    async def heartbeats(self, workers: list[str], period: float, stop: asyncio.Event) -> int:
+        sent = 0
+
+        async def beat(i: int, worker_id: str) -> None:
+            nonlocal sent
+            await asyncio.sleep(random.random() * period)
+            while not stop.is_set():
+                await self.stub(i).Heartbeat(scheduler_pb2.HeartbeatRequest(worker_id=worker_id),
+                                             metadata=self.meta, timeout=30)
+                sent += 1
+                try:
+                    await asyncio.wait_for(stop.wait(), period)
+                except TimeoutError:
+                    pass
+
+        await asyncio.gather(*(beat(i, w) for i, w in enumerate(workers)))
+        return sent
+
+    async def close(self) -> None:
+        for c in self.channels:
+            await c.close()
+
+
+async def run(args: argparse.Namespace, address: str, token: str, echo: str) -> None:
+    from genesys.client import Coordinator
+
+    with Coordinator(address, token) as admin:
+        cfg = experiment_pb2.ExperimentConfig()
+        cfg.design_mix.max_open_design_jobs = 100_000
+        admin.create_experiment("load", cfg, ladder="micro:1", seeds=["gpt"])
+        worker_token = admin.create_token("bench", "worker").token
+    load = Load(address, worker_token)
+    active = await load.register(args.workers, [job_pb2.WORKER_ROLE_DESIGN])
+    idle = await load.register(args.idle, [job_pb2.WORKER_ROLE_VERIFY])
+    print(f"registered {len(active)} active + {len(idle)} idle workers")
+
+    echo_rps = await echo_rate(echo, args.workers, args.seconds / 2)
+    print(f"echo baseline: {echo_rps:,.0f} RPC/s ({args.workers} concurrent callers)")
+
+    work = args.work_ms / 1000
+    saturated = await load.cycles(active, args.seconds)
+    paced = await load.cycles(active, args.seconds, work)
+    stop = asyncio.Event()
+    beating = asyncio.create_task(load.heartbeats(idle, 5.0, stop))
+    await asyncio.sleep(5.0)  # every idle worker has started beating
+    loaded = await load.cycles(active, args.seconds, work)
+    stop.set()
+    beats = await beating
+    await load.close()
+
+    for label, r in ((f"{args.workers} workers, saturated", saturated),
+                     (f"{args.workers} workers, {args.work_ms} ms jobs", paced),
+                     (f"{args.workers} workers, {args.work_ms} ms jobs + {args.idle} idle "
+                      "heartbeating", loaded)):
+        ratio = 2 * r["cycles_per_s"] / echo_rps
+        print(f"{label}: {r['cycles_per_s']:,.0f} lease+complete cycles/s, lease latency "
+              f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms, duplicate completions "
+              f"{r['duplicates']}, RPC/s ratio vs echo {ratio:.2f}")
+    print(f"heartbeats sent: {beats}; p99 change with idle workers: "
+          f"{loaded['p99_ms'] / paced['p99_ms']:.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=200)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--work-ms", type=int, default=300, help="simulated job duration")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data_dir:
+        server, address = spawn([sys.executable, "-c", "from genesys.cli import main; main()",
+                                 "server", "start", "--listen", "127.0.0.1:0", "--data-dir",
+                                 data_dir, "--log-level", "WARNING"])
+        echo, echo_address = spawn([sys.executable, "-c", ECHO_SERVER])
+        try:
+            token = (Path(data_dir) / "token").read_text().strip()
+            asyncio.run(run(args, address, token, echo_address))
+        finally:
+            for proc in (server, echo):
+                proc.terminate()
+                proc.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
