@@ -12,7 +12,7 @@ generated .pyi stubs), per-call deadlines, and retries with backoff on UNAVAILAB
 
 Address and token: arguments, else GENESYS_COORDINATOR / GENESYS_TOKEN, else the client
 config file (GENESYS_CONFIG or ~/.config/genesys/client.toml: keys coordinator, token,
-token_file, tls, ca_cert, data_dir, timeout), else <data_dir>/address and <data_dir>/token
+token_file, tls, ca_cert, client_cert, client_key, data_dir, timeout), else <data_dir>/address and <data_dir>/token
 written by a local `genesys server start` (data_dir defaults to .genesys).
 """
 
@@ -58,6 +58,8 @@ class ClientConfig:
     token_file: str = ""
     tls: bool = False
     ca_cert: str = ""
+    client_cert: str = ""      # with client_key: present a client certificate (mTLS)
+    client_key: str = ""
     data_dir: str = ".genesys"
     timeout: float = 30.0
 
@@ -125,13 +127,15 @@ class Coordinator:
         self.token = (token or cfg.token or _read(Path(cfg.token_file).expanduser() if cfg.token_file
                                                   else None) or _read(data_dir / "token") or "")
         self.timeout = timeout if timeout is not None else cfg.timeout
-        use_tls = cfg.tls if tls is None else tls
         options = [("grpc.max_receive_message_length", 64 << 20),
                    ("grpc.max_send_message_length", 64 << 20)]
-        if use_tls or ca_cert or cfg.ca_cert:
-            pem = Path(ca_cert or cfg.ca_cert).read_bytes() if (ca_cert or cfg.ca_cert) else None
-            self.channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(pem),
-                                               options)
+        ca_cert = ca_cert or cfg.ca_cert
+        if (cfg.tls if tls is None else tls) or ca_cert:
+            cert, key = cfg.client_cert, cfg.client_key
+            creds = grpc.ssl_channel_credentials(
+                Path(ca_cert).read_bytes() if ca_cert else None,
+                Path(key).read_bytes() if key else None, Path(cert).read_bytes() if cert else None)
+            self.channel = grpc.secure_channel(self.address, creds, options)
         else:
             self.channel = grpc.insecure_channel(self.address, options)
         self.evolution = evolution_pb2_grpc.EvolutionServiceStub(self.channel)
