@@ -17,10 +17,11 @@ from genesys.design import Design
 
 from .perturb import perturb
 from .slots import Slot, compatible, slots
-from .surgery import same_subtree, transplant
+from .surgery import init_params, same_subtree, transplant
 
 OPERATIONS = ("mutation", "crossover", "scratch")
 P_SWAP = 0.5  # mutation: probability of a unit swap (else a hyperparameter move)
+_UNSET = object()
 
 
 class NoCandidate(ValueError):
@@ -69,7 +70,9 @@ def mutate(parent: Design, library: list[Design], rng: random.Random) -> tuple[D
 
 
 def cross(a: Design, b: Design, rng: random.Random) -> tuple[Design, list[str]]:
-    """A's tree with compatible subtrees of B swapped in (each pair with p = 1/2, at least one)."""
+    """A's tree with compatible subtrees of B swapped in (each slot with p = 1/2, at least
+    one), and each CONFIG value of B that the child reads with p = 1/2 (at least one when
+    no unit could be swapped)."""
     pairs = donor_slots(a, [b])
     by_slot: dict[str, list[tuple[Slot, Design, Slot]]] = {}
     for pair in pairs:
@@ -84,12 +87,13 @@ def cross(a: Design, b: Design, rng: random.Random) -> tuple[Design, list[str]]:
         _, donor, theirs = rng.choice(by_slot[slot])
         child, more = transplant(child, slot, donor, theirs.unit)
         notes += more
-    config = dict(child.config)
-    for key in sorted(a.config.keys() & b.config.keys()):
-        if a.config[key] != b.config[key] and rng.random() < 0.5:
-            config[key] = b.config[key]
-            notes.append(f"config {key}={b.config[key]!r} from {b.name}")
-    child = replace(child, config=config)
+    read = {key for name in child.subtree() for key in init_params(child.units[name])}
+    differing = [k for k in sorted(b.config) if k in read and child.config.get(k, _UNSET) != b.config[k]]
+    taken = [k for k in differing if rng.random() < 0.5]
+    if differing and not taken and not chosen:  # same units: recombine the configuration
+        taken = [rng.choice(differing)]
+    child = replace(child, config={**child.config, **{k: b.config[k] for k in taken}})
+    notes += [f"config {k}={b.config[k]!r} from {b.name}" for k in taken]
     if child.config == a.config and all(same_subtree(a, n, child, n) for n in (a.root,)):
         raise NoCandidate(f"{a.name!r} and {b.name!r} share no compatible, differing unit")
     return child, notes

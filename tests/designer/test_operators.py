@@ -82,3 +82,10 @@ def test_designer_imports_no_torch():
             "g.propose(lib[:2], 'crossover', random.Random(0), lib);"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_crossover_of_same_family_designs_recombines_config(seeds):
+    tweaked, _ = perturb(seeds["gpt"], random.Random(0), "mlp_ratio")
+    cand = propose([seeds["gpt"], tweaked], "crossover", random.Random(0), [])
+    assert cand.design.config["mlp_ratio"] == tweaked.config["mlp_ratio"]
+    assert cand.notes == [f"config mlp_ratio={tweaked.config['mlp_ratio']!r} from {tweaked.name}"]
