@@ -18,13 +18,9 @@ from pathlib import Path
 import grpc
 from genesys.v1 import (
     auth_pb2,
-    auth_pb2_grpc,
     budget_pb2,
-    budget_pb2_grpc,
     evolution_pb2,
-    evolution_pb2_grpc,
     scheduler_pb2,
-    scheduler_pb2_grpc,
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -33,18 +29,19 @@ from .auth import Authenticator, ensure_local_token
 from .config import ServerConfig
 from .events import FLUSH_SECONDS, EventHub, WorkSignal
 from .evolution import Evolution
-from .rpc import AuthServicer, BudgetServicer, EvolutionServicer, SchedulerServicer
+from .rpc import AuthServicer, BudgetServicer, EvolutionServicer, SchedulerServicer, add_service
 from .scheduler import Scheduler
 from .seeds import default_seeds_dir
 from .store import Store, open_store
 
 log = logging.getLogger("genesys.server")
-SERVICES = [
-    evolution_pb2.DESCRIPTOR.services_by_name["EvolutionService"].full_name,
-    scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name,
-    budget_pb2.DESCRIPTOR.services_by_name["BudgetService"].full_name,
-    auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
+SERVICE_DESCRIPTORS = [
+    evolution_pb2.DESCRIPTOR.services_by_name["EvolutionService"],
+    scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"],
+    budget_pb2.DESCRIPTOR.services_by_name["BudgetService"],
+    auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
 ]
+SERVICES = [d.full_name for d in SERVICE_DESCRIPTORS]
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -88,11 +85,11 @@ class Coordinator:
             ("grpc.so_reuseport", 0),
         ])
         parts = (self.auth, self.evolution, self.scheduler)
-        evolution_pb2_grpc.add_EvolutionServiceServicer_to_server(EvolutionServicer(*parts), server)
-        scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
-            SchedulerServicer(*parts, max_wait=self.config.scheduler.max_wait_seconds), server)
-        budget_pb2_grpc.add_BudgetServiceServicer_to_server(BudgetServicer(*parts), server)
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(*parts), server)
+        servicers = [EvolutionServicer(*parts),
+                     SchedulerServicer(*parts, max_wait=self.config.scheduler.max_wait_seconds),
+                     BudgetServicer(*parts), AuthServicer(*parts)]
+        for servicer, descriptor in zip(servicers, SERVICE_DESCRIPTORS, strict=True):
+            add_service(server, servicer, descriptor)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(SERVICES + [health.SERVICE_NAME,

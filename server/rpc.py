@@ -25,6 +25,9 @@ from genesys.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
 
 from . import ledger
 from .auth import Authenticator
@@ -35,6 +38,39 @@ from .scheduler import Scheduler
 from .store import DesignQuery, JobQuery, TokenRecord
 
 log = logging.getLogger("genesys.server")
+
+
+class Malformed:
+    """A request whose bytes did not parse; handlers answer INVALID_ARGUMENT."""
+
+    def __init__(self, type_name: str, error: Exception):
+        self.problem = f"malformed {type_name}: {error}"
+
+
+def _lenient(message_class):
+    def parse(data: bytes):
+        try:
+            return message_class.FromString(data)
+        except DecodeError as e:
+            return Malformed(message_class.DESCRIPTOR.name, e)
+
+    return parse
+
+
+def add_service(server: grpc.aio.Server, servicer, service: ServiceDescriptor) -> None:
+    """Register a servicer like the generated add_*_to_server, except that undecodable
+    requests reach the handler (as Malformed) instead of failing with UNKNOWN."""
+    handlers = {}
+    for method in service.methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
+        make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
+                else grpc.unary_unary_rpc_method_handler)
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=_lenient(request),
+                                     response_serializer=response.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name,
+                                                                          handlers),))
 
 
 def _header(context: grpc.aio.ServicerContext) -> str | None:
@@ -52,6 +88,8 @@ def handler(fn):
     async def wrapper(self, request, context):
         try:
             caller = self.auth.check(_header(context), name)
+            if isinstance(request, Malformed):
+                raise InvalidArgument("request", request.problem)
             result = fn(self, request, caller)
             if hasattr(result, "__await__"):
                 result = await result
@@ -154,6 +192,8 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
     async def Watch(self, req, context):
         try:
             self.auth.check(_header(context), "Watch")
+            if isinstance(req, Malformed):
+                raise InvalidArgument("request", req.problem)
             if req.experiment:
                 self.evo.experiment(req.experiment)
         except ServiceError as e:

@@ -202,3 +202,18 @@ def test_health_and_reflection(server):
         names = {s.name for r in replies for s in r.list_services_response.service}
     assert {"genesys.v1.EvolutionService", "genesys.v1.SchedulerService",
             "genesys.v1.BudgetService", "genesys.v1.AuthService"} <= names
+
+
+@pytest.mark.parametrize("method, raw", [
+    ("/genesys.v1.EvolutionService/GetDesign", b"\xff\xff\xff"),
+    ("/genesys.v1.EvolutionService/GetExperiment", b"\x0a\x02\xff\xfe"),  # bad UTF-8
+    ("/genesys.v1.SchedulerService/LeaseJob", b"\x22\x08\x00"),            # truncated double
+])
+def test_undecodable_requests_are_invalid_argument(server, admin, method, raw):
+    with grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary(method)
+        with pytest.raises(grpc.RpcError) as err:
+            call(raw, metadata=[("authorization", f"Bearer {server.token}")], timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("request: malformed")
+    assert admin.list_experiments() == [], "the server keeps serving"
