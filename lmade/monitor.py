@@ -1,0 +1,100 @@
+"""Runtime monitor: stops a training run that has gone wrong, with a reason.
+
+Rules (checked after every optimizer step, on values that are identical on every DDP rank):
+- the loss or the gradient norm is NaN/Inf;
+- the loss is above ``max_loss_factor`` x ln(vocab) (uniform guessing scores ln(vocab),
+  so this means confidently wrong predictions: blow-up);
+- after ``min_steps``, the smoothed loss has risen ``max_loss_rise`` nats above its best;
+- after ``min_steps``, the gradient norm stayed above ``grad_norm_factor`` x the median of
+  the first steps' norms for ``patience`` consecutive steps;
+- the recent step time is above ``slowdown_factor`` x the design's own first steps (after
+  ``warmup_steps`` steps of compilation/caching), or above ``max_step_s`` when configured.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+
+
+@dataclass
+class MonitorConfig:
+    max_loss_factor: float = 3.0
+    max_loss_rise: float = 2.0
+    grad_norm_factor: float = 100.0
+    slowdown_factor: float = 10.0
+    max_step_s: float | None = None
+    min_steps: int = 20
+    warmup_steps: int = 3
+    baseline_steps: int = 8
+    patience: int = 3
+    ema: float = 0.9
+
+
+@dataclass
+class RuntimeMonitor:
+    vocab_size: int
+    config: MonitorConfig = field(default_factory=MonitorConfig)
+    steps: int = 0
+    ema_loss: float | None = None
+    best_ema: float = math.inf
+    grad_norms: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
+    grad_strikes: int = 0
+    slow_strikes: int = 0
+
+    def check(self, step: int, loss: float, grad_norm: float, step_s: float) -> str | None:
+        """None while all is well, else why the run must stop."""
+        c = self.config
+        self.steps += 1
+        if not math.isfinite(loss):
+            return f"loss is {loss} at step {step}"
+        if not math.isfinite(grad_norm):
+            return f"gradient norm is {grad_norm} at step {step}"
+        ceiling = c.max_loss_factor * math.log(self.vocab_size)
+        if loss > ceiling:
+            return f"loss exploded at step {step}: {loss:.3g} > {c.max_loss_factor} x ln(vocab) = {ceiling:.3g}"
+        self.ema_loss = (
+            loss if self.ema_loss is None else c.ema * self.ema_loss + (1 - c.ema) * loss
+        )
+        if self.steps > c.min_steps:
+            self.best_ema = min(self.best_ema, self.ema_loss)
+            if self.ema_loss > self.best_ema + c.max_loss_rise:
+                return (
+                    f"loss diverged at step {step}: smoothed loss {self.ema_loss:.3f} rose more "
+                    f"than {c.max_loss_rise} above its best {self.best_ema:.3f}"
+                )
+        if len(self.grad_norms) < c.baseline_steps:
+            self.grad_norms.append(grad_norm)
+        elif self.steps > c.min_steps:
+            bound = c.grad_norm_factor * statistics.median(self.grad_norms)
+            self.grad_strikes = self.grad_strikes + 1 if grad_norm > bound else 0
+            if self.grad_strikes >= c.patience:
+                return f"gradient norm exploded at step {step}: {grad_norm:.3g} > {bound:.3g} for {c.patience} steps"
+        return self._check_time(step, step_s)
+
+    def _check_time(self, step: int, step_s: float) -> str | None:
+        c = self.config
+        if self.steps <= c.warmup_steps:
+            return None
+        if len(self.step_times) < c.baseline_steps:
+            self.step_times.append(step_s)
+            return None
+        baseline = statistics.median(self.step_times)
+        bounds = [c.slowdown_factor * baseline] + ([c.max_step_s] if c.max_step_s else [])
+        bound = min(bounds)
+        self.slow_strikes = self.slow_strikes + 1 if step_s > bound else 0
+        if self.slow_strikes >= c.patience:
+            return (
+                f"step time {step_s:.3g}s at step {step} exceeds {bound:.3g}s (first steps took "
+                f"{baseline:.3g}s; limit {c.slowdown_factor}x or max_step_s={c.max_step_s})"
+            )
+        return None
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k not in ("config", "vocab_size")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
