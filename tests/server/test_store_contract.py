@@ -163,44 +163,51 @@ class TestStoreContract:
         again.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
-def test_concurrent_reserves_never_exceed_the_limit(backend, tmp_path):
-    store = open_store("", tmp_path)
-    store.set_budget("e", "micro", 1000)
-    wins = []
+@pytest.fixture(params=[
+    "sqlite",
+    pytest.param("mongo", marks=[pytest.mark.mongo,
+                                 pytest.mark.skipif(not MONGO_URI, reason="no GENESYS_TEST_MONGO_URI")]),
+])
+def threaded_store(request, tmp_path):
+    """Backends that threads may share (mongomock is single-threaded)."""
+    url = "" if request.param == "sqlite" else (
+        MONGO_URI.rstrip("/") + f"/genesys_test_{uuid.uuid4().hex[:8]}")
+    s = open_store(url, tmp_path)
+    yield s
+    s.close()
 
-    def worker():
-        wins.append(sum(store.ledger_reserve("e", "micro", 25, "j") for _ in range(20)))
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
+def run_threads(target, count: int, *args) -> None:
+    threads = [threading.Thread(target=target, args=args) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sum(wins) == 25 and store.budget("e")[0].reserved == 25
-    store.close()
 
 
-def test_concurrent_job_claims_are_exclusive(tmp_path):
-    store = open_store("", tmp_path)
-    store.insert_job(job(1))
-    queued = store.get_job("j1")
+def test_concurrent_reserves_never_exceed_the_limit(threaded_store):
+    threaded_store.set_budget("e", "micro", 1000)
+    wins = []
+    run_threads(lambda: wins.append(sum(threaded_store.ledger_reserve("e", "micro", 25, "j")
+                                        for _ in range(20))), 8)
+    assert sum(wins) == 25 and threaded_store.budget("e")[0].reserved == 25
+
+
+def test_concurrent_job_claims_are_exclusive(threaded_store):
+    threaded_store.insert_job(job(1))
+    queued = threaded_store.get_job("j1")
     winners = []
 
-    def claim(name):
+    def claim():
         new = job_pb2.Job()
         new.CopyFrom(queued)
+        name = threading.current_thread().name
         new.state, new.worker_id, new.fencing_token = job_pb2.JOB_STATE_LEASED, name, 1
-        if store.replace_job(new, queued):
+        if threaded_store.claim_job(new, queued):
             winners.append(name)
 
-    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(winners) == 1 and store.get_job("j1").worker_id == winners[0]
-    store.close()
+    run_threads(claim, 16)
+    assert len(winners) == 1 and threaded_store.get_job("j1").worker_id == winners[0]
 
 
 class TestCompoundJobWrites:
