@@ -59,11 +59,17 @@ class GAUBase(nn.Module):
         if not isinstance(Y, torch.Tensor) or Y.shape != X.shape:
             shape = tuple(Y.shape) if isinstance(Y, torch.Tensor) else type(Y).__name__
             raise GAUShapeError(f"{name} must return Y shaped like X {tuple(X.shape)}, got {shape}")
-        if Y.dtype != X.dtype:
+        if Y.dtype != X.dtype and not _autocast_output(X, Y):
             raise GAUShapeError(f"{name} changed the dtype from {X.dtype} to {Y.dtype}")
         if not updates:
             return Y, Z
         return Y, {**Z, **updates}
+
+
+def _autocast_output(X: torch.Tensor, Y: torch.Tensor) -> bool:
+    """Under autocast a unit may return the autocast dtype (e.g. its last op is a Linear)."""
+    kind = X.device.type
+    return torch.is_autocast_enabled(kind) and Y.dtype == torch.get_autocast_dtype(kind)
 
 
 def _named_z_keys(fn: Any) -> tuple[tuple[str, ...], bool]:
