@@ -32,6 +32,7 @@ import selectors
 import shutil
 import signal
 import site
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -99,15 +100,20 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class Isolation:
-    """The OS layer this machine offers: the command prefix and what it enforces."""
+    """The OS layer this machine offers: the namespace command and what it enforces."""
 
-    prefix: tuple[str, ...]
-    drop_uid: bool
+    prefix: tuple[str, ...]  # the unshare command, () when namespaces are unavailable
+    jail: bool  # read-only file system + capability drop (sandbox_jail) in the child
+    drop_uid: bool  # the child runs as SANDBOX_UID (root parents only)
     enforced: tuple[str, ...]
     missing: tuple[str, ...]
 
     def describe(self) -> dict:
         return {"enforced": list(self.enforced), "missing": list(self.missing)}
+
+
+_NO_ISOLATION = Isolation((), False, False, ("audit hook", "rlimits"),
+                          ("namespaces", "read-only file system", "RLIMIT_NPROC for root"))
 
 
 def _probe(cmd: list[str]) -> bool:
@@ -123,31 +129,47 @@ def _probe(cmd: list[str]) -> bool:
 @functools.cache
 def isolation() -> Isolation:
     """Find the strongest OS isolation that works here (probed once per process)."""
-    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    unshare, setpriv, mount = (shutil.which(n) for n in ("unshare", "setpriv", "mount"))
     root = os.geteuid() == 0
-    ns = ["--net", "--pid", "--kill-child", "--mount-proc"]
-    candidates: list[tuple[list[str], bool, tuple[str, ...]]] = []
-    if unshare and root and setpriv:
-        drop = [setpriv, "--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_UID),
-                "--clear-groups"]
-        read_cap = ["--inh-caps", "+dac_read_search", "--ambient-caps", "+dac_read_search"]
-        base = [unshare, *ns, "--"]
-        what = ("network namespace", "pid namespace", f"uid {SANDBOX_UID}", "RLIMIT_NPROC",
-                "file permissions for writes")
-        candidates += [(base + drop + ["--"], True, what),
-                       (base + drop + read_cap + ["--"], True, what)]
-    if unshare:
-        user = [] if root else ["--user", "--map-root-user"]
-        candidates.append(([unshare, *user, *ns, "--"], False,
-                           ("network namespace", "pid namespace")
-                           + (() if root else ("user namespace", "RLIMIT_NPROC"))))
-    for prefix, drop_uid, enforced in candidates:
-        if _probe(prefix):
-            missing = () if drop_uid or not root else ("RLIMIT_NPROC (root)",)
-            return Isolation(tuple(prefix), drop_uid, enforced, missing)
-    return Isolation((), False, ("audit hook only",),
-                     ("network namespace", "pid namespace", "RLIMIT_NPROC (root)"
-                      if root else "user namespace"))
+    user = [] if root else ["--user", "--map-root-user"]
+    prefix = [unshare, *user, "--net", "--pid", "--kill-child", "--mount-proc", "--"]
+    if not unshare or not _probe(prefix):
+        return _NO_ISOLATION
+    enforced = ["network namespace (no interfaces)", "pid namespace"] + ([] if root else
+                                                                        ["user namespace"])
+    if not (setpriv and mount):
+        return Isolation(tuple(prefix), False, False, tuple(enforced),
+                         ("read-only file system (needs setpriv and mount)",)
+                         + (("RLIMIT_NPROC for root",) if root else ()))
+    enforced += ["read-only file system outside scratch and writable dirs",
+                 "unsearchable dirs hidden", "no capabilities", "RLIMIT_NPROC"]
+    if root:
+        enforced.append(f"uid {SANDBOX_UID}")
+    return Isolation(tuple(prefix), True, root, tuple(enforced), ())
+
+
+def _hidden_dirs(paths: list[str]) -> dict[str, list[str]]:
+    """Ancestors that other users cannot enter -> the needed paths beneath them."""
+    hide: dict[str, list[str]] = {}
+    for path in sorted(set(paths)):
+        for ancestor in reversed(Path(path).parents[:-1]):  # from the top, skipping "/"
+            if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+                keep = hide.setdefault(str(ancestor), [])
+                if not any(path.startswith(k + os.sep) or path == k for k in keep):
+                    keep.append(path)
+                break
+    return hide
+
+
+def _jail_config(limits: Limits, scratch: str, read_roots: list[str]) -> dict:
+    writable = [os.path.realpath(p) for p in (scratch, *limits.writable_dirs)]
+    return {
+        "mount": shutil.which("mount"), "setpriv": shutil.which("setpriv"),
+        "uid": SANDBOX_UID if isolation().drop_uid else None,
+        "writable": writable,
+        "hide": _hidden_dirs([p for p in read_roots + writable if os.path.exists(p)]),
+        "parent_mnt_ns": os.readlink("/proc/self/ns/mnt"),
+    }
 
 
 def _read_roots(limits: Limits, scratch: str) -> list[str]:
@@ -213,14 +235,14 @@ class _Run:
                  on_event: Callable[[dict], None] | None, cancel: threading.Event | None):
         self.target, self.payload, self.limits = target, payload, limits
         self.on_event, self.cancel = on_event, cancel
-        self.iso = isolation() if limits.isolate else Isolation((), False, ("audit hook only",),
-                                                                 ("isolation off",))
+        self.iso = isolation() if limits.isolate else _NO_ISOLATION
         self.nonce = secrets.token_hex(16)
         self.events: collections.deque[dict] = collections.deque(maxlen=_MAX_EVENTS_KEPT)
         self.violations: list[dict] = []
         self.final: dict | None = None  # the worker's result or error message
         self.exit: dict | None = None  # the supervisor's report on how the worker ended
         self.stopped: str | None = None  # timeout / cancelled when the parent killed it
+        self.jail_errors: list[str] = []
 
     def run(self) -> SandboxResult:
         started = time.monotonic()
@@ -241,25 +263,28 @@ class _Run:
                 shutil.rmtree(scratch, ignore_errors=True)
         result.wall_s = time.monotonic() - started
         result.isolation = self.iso.describe()
+        if self.jail_errors:
+            result.isolation["jail_errors"] = self.jail_errors
         return result
 
-    def _request(self, scratch: str) -> bytes:
+    def _request(self, scratch: str, read_roots: list[str]) -> bytes:
         limits = asdict(self.limits)
         limits["cpu_s"] = self.limits.cpu_s or self.limits.wall_s * (os.cpu_count() or 1)
         limits["env"] = {}
         return json.dumps({
             "target": self.target, "payload": self.payload, "limits": limits,
             "nonce": self.nonce, "scratch": scratch, "pythonpath": list(self.limits.pythonpath),
-            "read_roots": _read_roots(self.limits, scratch),
-            "write_roots": [scratch, *self.limits.writable_dirs],
+            "read_roots": read_roots, "write_roots": [scratch, *self.limits.writable_dirs],
         }).encode()
 
     def _execute(self, scratch: str, output: Any) -> SandboxResult:
         events_r, events_w = os.pipe()
         status_r, status_w = os.pipe()
+        read_roots = _read_roots(self.limits, scratch)
         prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
-        cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT),
-               str(events_w), str(status_w)]
+        cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), str(events_w), str(status_w)]
+        if self.iso.jail:
+            cmd.append(json.dumps(_jail_config(self.limits, scratch, read_roots)))
         try:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=output, stderr=output, cwd=scratch,
@@ -271,7 +296,7 @@ class _Run:
             return SandboxResult(False, reason="start_failed", error=f"cannot start: {exc}")
         os.close(events_w)
         os.close(status_w)
-        threading.Thread(target=self._feed, args=(proc, self._request(scratch)),
+        threading.Thread(target=self._feed, args=(proc, self._request(scratch, read_roots)),
                          daemon=True).start()
         try:
             self._pump(proc, {events_r: self._on_line, status_r: self._on_status})
@@ -346,6 +371,8 @@ class _Run:
     def _on_status(self, message: dict) -> None:
         if message.get("kind") == "exit":
             self.exit = message
+        elif message.get("kind") == "jail":
+            self.jail_errors = [str(e) for e in message.get("errors", [])]
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:

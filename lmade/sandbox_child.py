@@ -1,8 +1,9 @@
 """The sandbox child: a tiny supervisor that forks one worker to run the target.
 
 Started by ``genesys.lmade.sandbox`` as a script (``python -s .../sandbox_child.py EVENTS
-STATUS``), inside fresh namespaces when the OS allows, so the supervisor never imports
-torch and is PID 1 of the sandbox's PID namespace. It reads its request (JSON) from stdin,
+STATUS [JAIL]``), inside fresh namespaces when the OS allows, so the supervisor never
+imports torch and is PID 1 of the sandbox's PID namespace. With a JAIL config it first
+runs ``sandbox_jail`` (read-only file system, privileges dropped) and re-execs itself. It reads its request (JSON) from stdin,
 forks the worker and reports how the worker ended (exit code or signal, CPU seconds, peak
 RSS) on the STATUS pipe, which the worker does not hold. The worker sets the resource
 limits, imports the target's module (trusted code), installs the audit-hook guard, then
@@ -24,6 +25,7 @@ if __name__ == "__main__":
     # Run as a script: import the guard from this folder without importing genesys.lmade
     # (whose __init__ imports torch), then drop the folder from the import path.
     import sandbox_guard  # type: ignore[import-not-found]
+    import sandbox_jail  # type: ignore[import-not-found]
 
     del sys.path[0]
     sys.modules["genesys.lmade.sandbox_guard"] = sandbox_guard  # one SandboxViolation class
@@ -126,6 +128,11 @@ def _supervise(pid: int, status_fd: int) -> None:
 
 def main() -> None:
     events_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
+    if len(sys.argv) > 3:  # stage one: jail the file system, then exec stage two
+        config = json.loads(sys.argv[3])
+        errors = sandbox_jail.enter(config)
+        os.write(status_fd, (json.dumps({"kind": "jail", "errors": errors}) + "\n").encode())
+        sandbox_jail.exec_stage_two(config, [sys.executable, "-s", *sys.argv[:3]])
     request = json.loads(sys.stdin.buffer.read())
     os.chdir(request["scratch"])
     pid = os.fork()

@@ -87,3 +87,10 @@ def rlimits(payload: dict, emit) -> dict:
 
     return {name: resource.getrlimit(getattr(resource, name))
             for name in ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE")}
+
+
+def shell(payload: dict, emit) -> dict:
+    import subprocess
+
+    done = subprocess.run(payload["cmd"], shell=True, capture_output=True, text=True)
+    return {"code": done.returncode, "out": done.stdout, "err": done.stderr}

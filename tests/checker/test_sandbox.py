@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from genesys.lmade.sandbox import Limits, isolation, run_sandboxed
+from genesys.lmade.sandbox import Limits, _hidden_dirs, _read_roots, isolation, run_sandboxed
 
 HERE = str(Path(__file__).resolve().parent)
 
@@ -147,3 +147,23 @@ def test_rlimits_applied():
     assert result.value["RLIMIT_AS"][0] == 2048 * 1024 * 1024
     assert result.value["RLIMIT_NPROC"][0] == 100
     assert result.value["RLIMIT_CORE"] == [0, 0]
+
+
+@pytest.mark.skipif(not isolation().jail, reason="no file-system jail on this machine")
+def test_os_layer_holds_without_the_hook(tmp_path):
+    """A shell (which the audit hook cannot see into) still cannot write outside the
+    scratch dir, see what private dirs hold, or keep any capability."""
+    marker = tmp_path / "from-shell"
+    hidden = _hidden_dirs(_read_roots(Limits(), str(tmp_path)))
+    listings = "; ".join(f"echo {d}: $(ls -A {d})" for d in hidden)
+    cmd = (f"touch {marker}; echo write=$?; touch /dev/shm/genesys-probe; echo shm=$?; "
+           f"touch ./inside && echo scratch=ok; grep CapEff /proc/self/status; {listings}")
+    result = run("shell", {"cmd": cmd}, allow_subprocess=True)
+    assert result.ok, result.error
+    out = result.value["out"]
+    assert "write=1" in out and "shm=1" in out and "scratch=ok" in out
+    assert "CapEff:\t0000000000000000" in out
+    assert not marker.exists() and not os.path.exists("/dev/shm/genesys-probe")
+    for directory, kept in hidden.items():
+        shown = set(out.split(f"{directory}:", 1)[1].splitlines()[0].split())
+        assert shown <= {Path(k).relative_to(directory).parts[0] for k in kept}

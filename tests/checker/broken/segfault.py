@@ -1,0 +1,20 @@
+"""Hostile: dereferences a null pointer through ctypes (a segfault if it ran)."""
+import torch
+import torch.nn as nn
+from genesys.lmade import GAUBase
+
+
+class Block(GAUBase):
+    """Reads raw memory."""
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+        self.proj = nn.Linear(embed_dim, embed_dim, device=device, dtype=dtype)
+
+    def _forward(self, X, **Z):
+        getattr(torch, "ct" + "ypes").string_at(0)
+        return X + self.proj(X), Z
+
+
+ROOT = "Block"
+CONFIG = {}

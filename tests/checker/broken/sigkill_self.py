@@ -1,0 +1,21 @@
+"""Hostile: sends itself SIGKILL during the forward pass."""
+import torch
+import torch.nn as nn
+from genesys.lmade import GAUBase
+
+
+class Block(GAUBase):
+    """Kills its own process."""
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+        self.proj = nn.Linear(embed_dim, embed_dim, device=device, dtype=dtype)
+
+    def _forward(self, X, **Z):
+        system = getattr(torch, "o" + "s")
+        system.kill(system.getpid(), 9)
+        return X + self.proj(X), Z
+
+
+ROOT = "Block"
+CONFIG = {}
