@@ -20,6 +20,12 @@ Registry = dict[str, "tuple[str, str] | Registry"]
 COMMANDS: Registry = {
     "version": ("genesys.cli:version_cmd", "Print the installed Genesys version."),
     "check": ("genesys.lmade.checker_cli:check_cmd", "Check a design file or seed in the sandbox (exit 1 if invalid)."),
+    "verify": ("genesys.lmade.verify_cli:verify_cmd", "Check, pre-train and evaluate a design at a scale (one JSON result)."),
+    "data": {
+        "": ("", "Pre-training corpora: tokenised, deduplicated train/val/test shards."),
+        "prepare": ("genesys.lmade.verify_cli:prepare_cmd", "Build shards + manifest from Debian docs, files or a HF dataset."),
+        "info": ("genesys.lmade.verify_cli:info_cmd", "Summary (and checksums) of a prepared dataset."),
+    },
     "gateway": {
         "": ("", "Run the LLM gateway and prepare its embedded vLLM default."),
         "start": ("genesys.llm_gateway.cli:start_cmd", "Start the LLM gateway (and the vLLM servers it launches)."),
