@@ -23,7 +23,7 @@ from .events import EventHub, WorkSignal
 from .experiment_config import validate, with_defaults
 from .gau_text import parse_source, parse_tree
 from .seeds import available, load_seeds
-from .store import DesignQuery, Store
+from .store import DesignQuery, Store, basic_view
 
 D, EV = design_pb2, design_pb2
 SUBMITTABLE = (D.DESIGN_STATE_PROPOSED, D.DESIGN_STATE_IMPLEMENTED)
@@ -31,16 +31,6 @@ SUBMITTABLE = (D.DESIGN_STATE_PROPOSED, D.DESIGN_STATE_IMPLEMENTED)
 
 def now_ts(message, field: str, seconds: float | None = None) -> None:
     getattr(message, field).FromNanoseconds(int((time.time() if seconds is None else seconds) * 1e9))
-
-
-def basic_view(design: design_pb2.Design) -> design_pb2.Design:
-    """The design without tree, source and prompts (for lists)."""
-    out = design_pb2.Design()
-    out.CopyFrom(design)
-    out.ClearField("tree")
-    out.ClearField("source")
-    out.trace.ClearField("prompts")
-    return out
 
 
 class Evolution:
@@ -298,7 +288,7 @@ class Evolution:
         designs = self.store.experiment_designs(exp.name)
         changed = selection.rescore(designs, exp.config)
         if changed:
-            self.store.update_designs(changed)
+            self.store.update_scores(changed)
 
     def rescore_all(self) -> None:
         """Recompute derived scores (after a restart, fitness is rebuilt from results)."""

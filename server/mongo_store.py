@@ -15,7 +15,17 @@ from genesys.v1 import budget_pb2, design_pb2, experiment_pb2, job_pb2
 from mongoengine.errors import NotUniqueError
 
 from .errors import AlreadyExists, DuplicateDesign, FailedPrecondition
-from .store import DesignQuery, JobQuery, LedgerRow, Store, TokenRecord, deadline_of, design_rungs
+from .store import (
+    DesignQuery,
+    JobQuery,
+    LedgerRow,
+    Store,
+    TokenRecord,
+    basic_view,
+    deadline_of,
+    design_rungs,
+    with_scores,
+)
 
 ALIAS = "genesys"
 
@@ -41,6 +51,9 @@ class DesignDoc(me.Document):
     quadrant = me.IntField()
     rungs = me.ListField(me.StringField())
     parents = me.ListField(me.StringField())
+    fitness = me.FloatField(default=0.0)
+    confidence = me.IntField(default=0)
+    summary = me.BinaryField(required=True)
     body = me.BinaryField(required=True)
     meta = _meta("designs", {"fields": ["experiment", "digest"], "unique": True},
                  ("experiment", "seq"), "parents")
@@ -162,9 +175,8 @@ class MongoStore(Store):
     # -- designs ----------------------------------------------------------------------
     def insert_design(self, design: design_pb2.Design) -> None:
         doc = DesignDoc(key=design.id, experiment=design.experiment, digest=design.digest,
-                        seq=self._next("designs"), state=design.state,
-                        quadrant=design.quadrant, rungs=design_rungs(design),
-                        parents=list(design.parents), body=design.SerializeToString())
+                        seq=self._next("designs"), parents=list(design.parents),
+                        **_design_fields(design))
         try:
             doc.save(force_insert=True)
         except NotUniqueError:
@@ -175,8 +187,8 @@ class MongoStore(Store):
             raise DuplicateDesign(existing.key, design.digest) from None
 
     def get_design(self, design_id: str) -> design_pb2.Design | None:
-        doc = DesignDoc.objects(key=design_id).only("body").first()
-        return design_pb2.Design.FromString(doc.body) if doc else None
+        doc = DesignDoc.objects(key=design_id).only(*FULL).first()
+        return _full(doc) if doc else None
 
     def list_designs(self, query: DesignQuery) -> tuple[list[design_pb2.Design], int]:
         filters = {"experiment": query.experiment}
@@ -188,18 +200,23 @@ class MongoStore(Store):
         if query.parent:
             filters["parents"] = query.parent
         found = DesignDoc.objects(**filters)
-        docs = found.order_by("seq").skip(query.offset).limit(query.limit)
-        return [design_pb2.Design.FromString(d.body) for d in docs], found.count()
+        docs = found.only(*FULL).order_by("seq").skip(query.offset).limit(query.limit)
+        return [_full(d) for d in docs], found.count()
 
     def experiment_designs(self, experiment: str) -> list[design_pb2.Design]:
-        docs = DesignDoc.objects(experiment=experiment).only("body").order_by("seq")
-        return [design_pb2.Design.FromString(d.body) for d in docs]
+        docs = DesignDoc.objects(experiment=experiment).only(*SUMMARY).order_by("seq")
+        return [with_scores(d.summary, d.fitness, d.confidence, d.quadrant) for d in docs]
 
     def update_designs(self, designs: list[design_pb2.Design]) -> None:
         for d in designs:
             DesignDoc.objects(key=d.id).update_one(
-                set__state=d.state, set__quadrant=d.quadrant, set__rungs=design_rungs(d),
-                set__body=d.SerializeToString())
+                **{f"set__{k}": v for k, v in _design_fields(d).items()})
+
+    def update_scores(self, designs: list[design_pb2.Design]) -> None:
+        for d in designs:
+            DesignDoc.objects(key=d.id).update_one(set__fitness=d.fitness,
+                                                   set__confidence=d.confidence,
+                                                   set__quadrant=d.quadrant)
 
     def children_of(self, design_id: str) -> list[str]:
         return [d.key for d in DesignDoc.objects(parents=design_id).only("key").order_by("seq")]
@@ -386,6 +403,20 @@ class MongoStore(Store):
             filters["experiment"] = experiment
         docs = EventDoc.objects(**filters).order_by("seq").limit(limit)
         return [design_pb2.Event.FromString(d.body) for d in docs]
+
+
+FULL = ("body", "fitness", "confidence", "quadrant")
+SUMMARY = ("summary", "fitness", "confidence", "quadrant")
+
+
+def _full(doc: DesignDoc) -> design_pb2.Design:
+    return with_scores(doc.body, doc.fitness, doc.confidence, doc.quadrant)
+
+
+def _design_fields(d: design_pb2.Design) -> dict:
+    return {"state": d.state, "quadrant": d.quadrant, "rungs": design_rungs(d),
+            "fitness": d.fitness, "confidence": d.confidence,
+            "summary": basic_view(d).SerializeToString(), "body": d.SerializeToString()}
 
 
 def _job_fields(job: job_pb2.Job) -> dict:

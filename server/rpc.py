@@ -33,9 +33,9 @@ from . import ledger
 from .auth import Authenticator
 from .errors import InvalidArgument, NotFound, ServiceError
 from .events import Overflow
-from .evolution import Evolution, basic_view
+from .evolution import Evolution
 from .scheduler import Scheduler
-from .store import DesignQuery, JobQuery, TokenRecord
+from .store import DesignQuery, JobQuery, TokenRecord, basic_view
 
 log = logging.getLogger("genesys.server")
 

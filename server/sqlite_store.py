@@ -22,15 +22,19 @@ from .store import (
     LedgerRow,
     Store,
     TokenRecord,
+    basic_view,
     deadline_of,
     design_rungs,
+    with_scores,
 )
 
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS designs (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, digest TEXT NOT NULL, state INTEGER,
-    quadrant INTEGER, rungs TEXT, body BLOB NOT NULL, UNIQUE (experiment, digest));
+    quadrant INTEGER, rungs TEXT, fitness REAL, confidence INTEGER, summary BLOB NOT NULL,
+    body BLOB NOT NULL, UNIQUE (experiment, digest));
 CREATE TABLE IF NOT EXISTS parents (
     child TEXT NOT NULL, parent TEXT NOT NULL, PRIMARY KEY (child, parent));
 CREATE INDEX IF NOT EXISTS parents_parent ON parents (parent);
@@ -65,7 +69,14 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
-        self._conn().executescript(SCHEMA)
+        db = self._conn()
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        existing = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'designs'").fetchone()[0]
+        if existing and version != SCHEMA_VERSION:
+            raise ValueError(f"store.url: {self.path} has schema version {version}, this "
+                             f"coordinator needs {SCHEMA_VERSION}; move the file away")
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- plumbing ---------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -129,10 +140,8 @@ class SqliteStore(Store):
     def insert_design(self, design: design_pb2.Design) -> None:
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO designs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (design.id, design.experiment, design.digest, design.state,
-                     design.quadrant, _rungs_column(design), design.SerializeToString()))
+                db.execute("INSERT INTO designs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (design.id, design.experiment, design.digest, *_design_columns(design)))
                 db.executemany("INSERT OR IGNORE INTO parents VALUES (?, ?)",
                                [(design.id, p) for p in design.parents])
         except sqlite3.IntegrityError:
@@ -143,8 +152,8 @@ class SqliteStore(Store):
             raise DuplicateDesign(rows[0][0], design.digest) from None
 
     def get_design(self, design_id: str) -> design_pb2.Design | None:
-        rows = self._read("SELECT body FROM designs WHERE id = ?", (design_id,))
-        return design_pb2.Design.FromString(rows[0][0]) if rows else None
+        rows = self._read(f"SELECT {FULL} FROM designs WHERE id = ?", (design_id,))
+        return with_scores(*rows[0]) if rows else None
 
     def list_designs(self, query: DesignQuery) -> tuple[list[design_pb2.Design], int]:
         where, args = ["experiment = ?"], [query.experiment]
@@ -161,19 +170,25 @@ class SqliteStore(Store):
             args.append(query.parent)
         clause = " AND ".join(where)
         total = self._read(f"SELECT COUNT(*) FROM designs WHERE {clause}", tuple(args))[0][0]
-        rows = self._read(f"SELECT body FROM designs WHERE {clause} ORDER BY rowid LIMIT ? OFFSET ?",
-                          (*args, query.limit, query.offset))
-        return [design_pb2.Design.FromString(r[0]) for r in rows], total
+        rows = self._read(f"SELECT {FULL} FROM designs WHERE {clause} ORDER BY rowid LIMIT ? "
+                          "OFFSET ?", (*args, query.limit, query.offset))
+        return [with_scores(*r) for r in rows], total
 
     def experiment_designs(self, experiment: str) -> list[design_pb2.Design]:
-        rows = self._read("SELECT body FROM designs WHERE experiment = ? ORDER BY rowid",
+        rows = self._read(f"SELECT {SUMMARY} FROM designs WHERE experiment = ? ORDER BY rowid",
                           (experiment,))
-        return [design_pb2.Design.FromString(r[0]) for r in rows]
+        return [with_scores(*r) for r in rows]
 
     def update_designs(self, designs: list[design_pb2.Design]) -> None:
         with self._tx() as db:
             for d in designs:
                 _write_design(db, d)
+
+    def update_scores(self, designs: list[design_pb2.Design]) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE designs SET fitness = ?, confidence = ?, quadrant = ? "
+                           "WHERE id = ?",
+                           [(d.fitness, d.confidence, d.quadrant, d.id) for d in designs])
 
     def children_of(self, design_id: str) -> list[str]:
         rows = self._read("SELECT child FROM parents WHERE parent = ? ORDER BY rowid", (design_id,))
@@ -405,9 +420,18 @@ MOVES = {
 LEDGER_OPS = {"commit": budget_pb2.LEDGER_OP_COMMIT, "refund": budget_pb2.LEDGER_OP_REFUND}
 
 
+FULL = "body, fitness, confidence, quadrant"
+SUMMARY = "summary, fitness, confidence, quadrant"
+
+
+def _design_columns(d: design_pb2.Design) -> tuple:
+    return (d.state, d.quadrant, _rungs_column(d), d.fitness, d.confidence,
+            basic_view(d).SerializeToString(), d.SerializeToString())
+
+
 def _write_design(db: sqlite3.Connection, d: design_pb2.Design) -> None:
-    db.execute("UPDATE designs SET state = ?, quadrant = ?, rungs = ?, body = ? WHERE id = ?",
-               (d.state, d.quadrant, _rungs_column(d), d.SerializeToString(), d.id))
+    db.execute("UPDATE designs SET state = ?, quadrant = ?, rungs = ?, fitness = ?, "
+               "confidence = ?, summary = ?, body = ? WHERE id = ?", (*_design_columns(d), d.id))
 
 
 def _rungs_column(design: design_pb2.Design) -> str:

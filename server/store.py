@@ -77,6 +77,23 @@ def design_rungs(design: design_pb2.Design) -> list[str]:
     return [r.rung for r in design.results]
 
 
+def basic_view(design: design_pb2.Design) -> design_pb2.Design:
+    """The design without tree, source and prompts (lists, selection)."""
+    out = design_pb2.Design()
+    out.CopyFrom(design)
+    out.ClearField("tree")
+    out.ClearField("source")
+    out.trace.ClearField("prompts")
+    return out
+
+
+def with_scores(body: bytes, fitness: float, confidence: int, quadrant: int) -> design_pb2.Design:
+    """A stored design body with its derived scores (kept in their own columns)."""
+    design = design_pb2.Design.FromString(body)
+    design.fitness, design.confidence, design.quadrant = fitness, confidence, quadrant
+    return design
+
+
 class Store(ABC):
     """Durable state of the coordinator. Implementations must be safe to share by threads."""
 
@@ -108,11 +125,16 @@ class Store(ABC):
 
     @abstractmethod
     def experiment_designs(self, experiment: str) -> list[design_pb2.Design]:
-        """Every design of an experiment, in submission order."""
+        """Every design of an experiment in submission order, in the basic view (no tree,
+        source or prompts: cheap to load for selection)."""
 
     @abstractmethod
     def update_designs(self, designs: list[design_pb2.Design]) -> None:
-        """Overwrite existing designs (results, fitness, confidence, state)."""
+        """Overwrite existing designs (full messages: results, state, scores)."""
+
+    @abstractmethod
+    def update_scores(self, designs: list[design_pb2.Design]) -> None:
+        """Write only fitness, confidence and quadrant of these designs."""
 
     @abstractmethod
     def children_of(self, design_id: str) -> list[str]: ...

@@ -82,6 +82,25 @@ class TestStoreContract:
         assert [d.id for d in found] == ["d2"]
         assert [d.id for d in store.experiment_designs("e")] == ["d1", "d2", "d3"]
 
+    def test_summaries_and_scores(self, store):
+        d = design(1)
+        d.source = "class A: ..."
+        d.tree.units.add(name="A", code="class A: ...")
+        d.trace.prompts.add(prompt="p")
+        d.trace.proposal = "kept"
+        store.insert_design(d)
+        scored = design_pb2.Design(id="d1", fitness=0.5, confidence=4,
+                                   quadrant=design_pb2.QUADRANT_GOOD_CONFIDENT)
+        store.update_scores([scored])
+        summary = store.experiment_designs("e")[0]
+        assert not summary.source and not summary.HasField("tree") and not summary.trace.prompts
+        assert summary.trace.proposal == "kept" and summary.fitness == 0.5
+        full = store.get_design("d1")
+        assert full.source and full.trace.prompts[0].prompt == "p"
+        assert (full.confidence, full.quadrant) == (4, design_pb2.QUADRANT_GOOD_CONFIDENT)
+        found, _ = store.list_designs(DesignQuery("e", quadrant=design_pb2.QUADRANT_GOOD_CONFIDENT))
+        assert [x.id for x in found] == ["d1"]
+
     def test_replace_job_is_conditional(self, store):
         store.insert_job(job(1))
         queued = store.get_job("j1")
