@@ -16,9 +16,9 @@ from pathlib import Path
 
 from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2
 
-from . import selection
+from . import ledger, selection
 from .config import ServerConfig
-from .errors import FailedPrecondition, InvalidArgument, NotFound
+from .errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from .events import EventHub, WorkSignal
 from .experiment_config import validate, with_defaults
 from .gau_text import parse_source, parse_tree
@@ -274,6 +274,15 @@ class Evolution:
         design = self.get_design(req.design_id)
         exp = self.experiment(design.experiment)
         self.check_result(exp, req.result)
+        rung = req.result.rung
+        if rung not in {r.rung for r in design.results}:  # a new result spends budget
+            limit = ledger.released(self.store.budget(exp.name),
+                                    [r.name for r in exp.config.ladder.rungs],
+                                    exp.config.ladder.selection_ratio)[rung]
+            if not self.store.ledger_reserve(exp.name, rung, limit, "manual"):
+                raise ResourceExhausted(f"the budget of rung {rung} is spent "
+                                        f"({limit} released)")
+            self.store.ledger_commit(exp.name, rung, "manual")
         self.store.update_designs([self.with_result(design, req.result)])
         self.after_result(exp, design.id, req.result.rung)
         return basic_view(self.get_design(design.id))

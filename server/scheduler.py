@@ -313,12 +313,14 @@ class Scheduler:
         return jobs
 
     # -- calls under a lease ----------------------------------------------------------
-    def held(self, job_id: str, fencing: int, worker_id: str, caller: TokenRecord) -> job_pb2.Job:
-        """The job if `worker_id` holds its current lease; the right error otherwise."""
+    def held(self, job_id: str, fencing: int, worker_id: str, caller: TokenRecord,
+             job: job_pb2.Job | None = None) -> job_pb2.Job:
+        """The job if `worker_id` holds its current lease; the right error otherwise.
+        `job`: the stored job when the caller has just read it."""
         if not job_id:
             raise InvalidArgument("job_id", "required")
         self.worker(worker_id, caller)
-        job = self.store.get_job(job_id)
+        job = job or self.store.get_job(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}")
         if job.state == J.JOB_STATE_LEASED and deadline_of(job) < time.time():
@@ -380,7 +382,7 @@ class Scheduler:
                 and current.fencing_token == req.fencing_token and current.worker_id == req.worker_id):
             self.worker(req.worker_id, caller)
             return current, True
-        job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
+        job = self.held(req.job_id, req.fencing_token, req.worker_id, caller, current)
         exp = self.evo.experiment(job.experiment)
         result = req.result
         check_metrics(dict(result.metrics), result.metrics_json,

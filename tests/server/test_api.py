@@ -131,6 +131,12 @@ def test_results_rescore_and_leaderboard(admin, exp):
     assert code_of(lambda: admin.report_result(ids[0], "micro", {"piqa": float("nan")})) == \
         grpc.StatusCode.INVALID_ARGUMENT
     assert [d.id for d in admin.list_designs(exp, verified_rung="micro")] == ids
+    fourth = admin.list_designs(exp)[3].id
+    admin.report_result(fourth, "micro", {"piqa": 0.5})
+    assert code_of(lambda: admin.report_result(admin.list_designs(exp)[4].id, "micro",
+                                               {"piqa": 0.5})) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    admin.report_result(fourth, "micro", {"piqa": 0.52})  # replacing a result costs nothing
+    assert admin.get_budget(exp).ledger.rungs[0].committed == 4
 
 
 def test_budget_show_and_set(admin, exp):
