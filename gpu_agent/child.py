@@ -64,16 +64,17 @@ def dry_run(payload: dict, emit: Emit) -> dict:
     signal.signal(signal.SIGTERM, lambda *_: interrupted.set())
     while step < steps:
         if interrupted.wait(seconds / steps):
-            return {"aborted": True, "reason": f"interrupted by SIGTERM at step {step}"}
+            return {"status": "interrupted", "reason": f"interrupted by SIGTERM at step {step}"}
         step += 1
         checkpoint.write_text(json.dumps({"step": step}))
         emit({"event": "progress", "stage": "train", "step": step, "total_steps": steps,
               "loss": round(8.0 - step * 0.3, 3), "tokens_per_s": 1000.0})
-    key = hashlib.sha256(str(payload.get("source", "")).encode()).digest()
-    metrics = {name: round(0.3 + 0.4 * key[i % len(key)] / 255, 4)
-               for i, name in enumerate(payload.get("benchmarks") or ["score"])}
-    return {"metrics": metrics, "tokens_trained": steps * 1000, "resumed_from_step": resumed_from,
-            "dry_run": True}
+    key = hashlib.sha256(str(payload.get("design_source", "")).encode()).digest()
+    scores = {name: round(0.3 + 0.4 * key[i % len(key)] / 255, 4)
+              for i, name in enumerate(payload.get("benchmarks") or ["score"])}
+    return {"status": "ok", "dry_run": True, "resumed_from_step": resumed_from,
+            "train": {"tokens_seen": steps * 1000, "val_loss": round(6.0 + key[-1] / 255, 4)},
+            "eval": {"normalised": scores}}
 
 
 def _verify_distributed(payload: dict, emit: Emit) -> dict:

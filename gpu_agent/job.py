@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -35,6 +36,7 @@ from .log import log
 from .outbox import Report
 from .sandboxing import Limits, SandboxResult, run_sandboxed
 
+AGENT_DIR = Path(__file__).resolve().parent  # the child wrappers live here
 KIND_NAMES = {job_pb2.JOB_KIND_VERIFY: "VERIFY", job_pb2.JOB_KIND_DESIGN: "DESIGN"}
 OPERATIONS = {"mutation": design_pb2.DESIGN_OPERATION_MUTATION,
               "crossover": design_pb2.DESIGN_OPERATION_CROSSOVER,
@@ -42,6 +44,8 @@ OPERATIONS = {"mutation": design_pb2.DESIGN_OPERATION_MUTATION,
 # Sandbox endings that say nothing about the job itself: another attempt may succeed.
 RETRYABLE_REASONS = frozenset({"signal", "start_failed", "exit", "memory_limit"})
 PROGRESS_INTERVAL_S = 2.0
+# Metrics the agent takes from the training result rather than from an evaluation task.
+TRAIN_METRICS = ("val_loss",)
 PROGRESS_KEYS = ("step", "total_steps", "loss", "train_loss", "val_loss", "tokens",
                  "tokens_seen", "tokens_per_s", "lr", "benchmark", "unit", "attempt")
 
@@ -144,8 +148,9 @@ class JobRun:
         env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, cuda))} if cuda else {}
         return Limits(
             wall_s=wall_s, memory_mb=self.settings.memory_mb, threads=self.settings.threads,
+            max_file_mb=None, pass_env=("GENESYS_GPT2_TIKTOKEN",),
             cuda=bool(cuda), allow_subprocess=len(cuda) > 1, env=env,
-            readable_dirs=(self.settings.data_dir,), scratch_dir=str(self.dir),
+            readable_dirs=(self.settings.data_dir, str(AGENT_DIR)), scratch_dir=str(self.dir),
             isolate=self.settings.isolate)
 
     def _run(self, target: str, payload: dict, wall_s: float) -> SandboxResult:
@@ -181,13 +186,16 @@ class JobRun:
 
     def _verify(self, payload: dict) -> Report | None:
         self.design_id = payload.get("design_id") or self.job.design_id
-        source = payload.get("source") or self._design_source(self.design_id).source
+        design = self._design_source(self.design_id)
         cuda = any(d.kind == "cuda" for d in self.devices)
-        child = {**payload, "source": source, "design_id": self.design_id,
-                 "rung": self.job.rung or payload.get("rung", ""), "data_dir": self.settings.data_dir,
-                 "out_dir": str(self.dir / "run"), "resume": True,
-                 "device": "cuda" if cuda else "cpu", "gpus": len(self.devices) if cuda else 1,
-                 "target": VERIFY_TARGET}
+        benchmarks = [b for b in payload.get("benchmarks") or [] if b not in TRAIN_METRICS]
+        child = {"design_source": design.source, "design_name": design.name or None,
+                 "scale": self.job.rung or payload.get("rung", ""),
+                 "tokens": int(payload.get("tokens") or 0) or None,
+                 "data_dir": self.settings.data_dir, "out_dir": str(self.dir / "run"),
+                 "resume": True, "seed": int(payload.get("seed") or 42),
+                 "benchmarks": benchmarks or None, "train": {"device": "cuda" if cuda else "cpu"},
+                 "gpus": len(self.devices) if cuda else 1, "target": VERIFY_TARGET}
         if self.settings.dry_run_s is not None:
             child.update(target="genesys.gpu_agent.child:dry_run", dry_run_s=self.settings.dry_run_s)
         result = self._run("genesys.gpu_agent.child:verify", child,
@@ -195,23 +203,30 @@ class JobRun:
         if not result.ok:
             return self._sandbox_failure(result)
         value = result.value if isinstance(result.value, dict) else {}
-        if value.get("aborted"):
-            if self.stop_reason == "drain":
-                return self._report("release", error="agent draining (checkpoint kept)")
-            return self._report("fail", error=f"verification aborted: {value.get('reason')}",
-                                retryable=False)
-        return self._report("complete", result=self._verify_result(value, result))
+        status = value.get("status", "ok")
+        if status == "ok":
+            return self._report("complete", result=self._verify_result(value, result))
+        if status == "interrupted" and self.stop_reason == "drain":
+            return self._report("release", error="agent draining (checkpoint kept)")
+        return self._ending(f"verification {status}: {value.get('reason')}",
+                            retryable=status == "interrupted")
 
     @staticmethod
     def _verify_result(value: dict, run: SandboxResult) -> dict:
-        metrics = {k: float(v) for k, v in (value.get("metrics") or {}).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        train = value.get("train") if isinstance(value.get("train"), dict) else {}
-        tokens = value.get("tokens_trained") or train.get("tokens_seen") or 0
+        """JobResult: the normalised benchmark scores plus the final validation loss (the
+        one signal that separates designs at tiny scales) as metrics; the whole engine
+        report as metrics_json."""
+        evaluation = value.get("eval") or {}
+        train = value.get("train") or {}
+        metrics = {k: float(v) for k, v in (evaluation.get("normalised") or {}).items()
+                   if isinstance(v, (int, float)) and math.isfinite(v)}
+        for name in TRAIN_METRICS:
+            if isinstance(train.get(name), (int, float)) and math.isfinite(train[name]):
+                metrics[name] = float(train[name])
         result = job_pb2.JobResult(
             metrics=metrics, metrics_json=json.dumps(value, default=str),
-            wall_seconds=float(value.get("wall_s") or run.wall_s), tokens_trained=int(tokens),
-            log_tail=run.output_tail[-2000:])
+            wall_seconds=float(value.get("wall_s") or run.wall_s),
+            tokens_trained=int(train.get("tokens_seen") or 0), log_tail=run.output_tail[-2000:])
         return json_format.MessageToDict(result)
 
     # --- DESIGN -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,20 +11,31 @@ from .procs import AgentProcess, CoordinatorProcess, free_tcp_port
 
 
 @pytest.fixture
-def coordinator(tmp_path: Path):
-    proc = CoordinatorProcess(tmp_path / "coordinator", free_tcp_port())
+def work_root(tmp_path: Path) -> Path:
+    """tmp_path made searchable: the sandboxed child runs as another uid (as root) and
+    must reach the job's scratch dir (pytest creates its folders with mode 0700)."""
+    for folder in (tmp_path, *tmp_path.parents):
+        if folder == Path(tempfile.gettempdir()):
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)
+    return tmp_path
+
+
+@pytest.fixture
+def coordinator(work_root: Path):
+    proc = CoordinatorProcess(work_root / "coordinator", free_tcp_port())
     proc.start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture
-def agents(tmp_path: Path, coordinator: CoordinatorProcess):
+def agents(work_root: Path, coordinator: CoordinatorProcess):
     """Factory: agents(name, *args) starts an agent; all are stopped at the end."""
     started: list[AgentProcess] = []
 
     def make(name: str, *args: str, token: str | None = None, start: bool = True) -> AgentProcess:
-        agent = AgentProcess(coordinator.address, token or coordinator.token, tmp_path / name, *args)
+        agent = AgentProcess(coordinator.address, token or coordinator.token, work_root / name, *args)
         started.append(agent)
         return agent.start() if start else agent
 

@@ -48,7 +48,7 @@ def test_killed_agent_job_is_leased_again_and_completed_once(coordinator, agents
     client.create_experiment("kill9", verify_only_config(lease_s=4), seeds=["gpt"])
     first = agents("a", "--dry-run", "30")
     job = wait_for(lambda: _leased_verify(client, "kill9"), 60, "a leased VERIFY job")
-    wait_for(lambda: _checkpoint_step(first, job.id) >= 1, 30, "training progress")
+    wait_for(lambda: _checkpoint_step(first, job.id) >= 1, 90, "training progress")
     first.kill9()
     killed_at = time.monotonic()
     second = agents("b", "--dry-run", "2")
@@ -88,7 +88,7 @@ def test_sigterm_drains_and_the_job_resumes_from_its_checkpoint(coordinator, age
     client.create_experiment("drain", verify_only_config(lease_s=30), seeds=["gpt"])
     agent = agents("a", "--dry-run", "8")
     job = wait_for(lambda: _leased_verify(client, "drain"), 60, "a leased VERIFY job")
-    wait_for(lambda: _checkpoint_step(agent, job.id) >= 2, 30, "training progress")
+    wait_for(lambda: _checkpoint_step(agent, job.id) >= 2, 90, "training progress")
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.wait(30) == 0
     assert "event=job_released" in agent.output()
@@ -106,7 +106,7 @@ def test_cancelled_job_stops_its_child_promptly(coordinator, agents):
     client.create_experiment("cancel", verify_only_config(lease_s=30), seeds=["gpt"])
     agent = agents("a", "--dry-run", "60")
     job = wait_for(lambda: _leased_verify(client, "cancel"), 60, "a leased VERIFY job")
-    wait_for(lambda: _checkpoint_step(agent, job.id) >= 1, 30, "training progress")
+    wait_for(lambda: _checkpoint_step(agent, job.id) >= 1, 90, "training progress")
     client.cancel_job(job.id, "not needed")
     wait_for(lambda: "dropped (cancelled)" in agent.output(), 10, "the agent to stop the job")
     assert client.get_job(job.id).state == job_pb2.JOB_STATE_CANCELLED
