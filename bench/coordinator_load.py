@@ -52,6 +52,15 @@ def spawn(args: list[str], env: dict | None = None) -> tuple[subprocess.Popen, s
     raise RuntimeError(f"{args[:3]} did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -80,7 +89,8 @@ async def echo_rate(address: str, callers: int, seconds: float) -> float:
 
 
 class Load:
-    def __init__(self, address: str, token: str):
+    def __init__(self, address: str, token: str, server_pid: int):
+        self.server_pid = server_pid
         self.meta = (("authorization", f"Bearer {token}"),)
         self.channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
         self.stubs = [scheduler_pb2_grpc.SchedulerServiceStub(c) for c in self.channels]
@@ -102,6 +112,7 @@ class Load:
         return await asyncio.gather(*(one(i) for i in range(count)))
 
     async def cycles(self, workers: list[str], seconds: float, work: float = 0.0) -> dict:
+        cpu_before = cpu_seconds(self.server_pid)
         latencies: list[float] = []
         completed: dict[str, int] = {}
         stop = time.monotonic() + seconds
@@ -126,11 +137,13 @@ class Load:
         start = time.monotonic()
         await asyncio.gather(*(worker(i, w) for i, w in enumerate(workers)))
         elapsed = time.monotonic() - start
-        return {"cycles_per_s": sum(completed.values()) / elapsed,
+        cycles = sum(completed.values())
+        return {"cycles_per_s": cycles / elapsed,
+                "server_cpu_ms": 1000 * (cpu_seconds(self.server_pid) - cpu_before) / max(1, cycles),
                 "p50_ms": 1000 * percentile(latencies, 0.5),
                 "p99_ms": 1000 * percentile(latencies, 0.99),
                 "duplicates": sum(n - 1 for n in completed.values() if n > 1),
-                "cycles": sum(completed.values())}
+                "cycles": cycles}
 
     async def heartbeats(self, workers: list[str], period: float, stop: asyncio.Event) -> int:
         sent = 0
@@ -155,7 +168,7 @@ class Load:
             await c.close()
 
 
-async def run(args: argparse.Namespace, address: str, token: str, echo: str) -> None:
+async def run(args: argparse.Namespace, address: str, token: str, echo: str, pid: int) -> None:
     from genesys.client import Coordinator
 
     with Coordinator(address, token) as admin:
@@ -163,7 +176,7 @@ async def run(args: argparse.Namespace, address: str, token: str, echo: str) -> 
         cfg.design_mix.max_open_design_jobs = 100_000
         admin.create_experiment("load", cfg, ladder="micro:1", seeds=["gpt"])
         worker_token = admin.create_token("bench", "worker").token
-    load = Load(address, worker_token)
+    load = Load(address, worker_token, pid)
     active = await load.register(args.workers, [job_pb2.WORKER_ROLE_DESIGN])
     idle = await load.register(args.idle, [job_pb2.WORKER_ROLE_VERIFY])
     print(f"registered {len(active)} active + {len(idle)} idle workers")
@@ -189,7 +202,8 @@ async def run(args: argparse.Namespace, address: str, token: str, echo: str) -> 
         ratio = 2 * r["cycles_per_s"] / echo_rps
         print(f"{label}: {r['cycles_per_s']:,.0f} lease+complete cycles/s, lease latency "
               f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms, duplicate completions "
-              f"{r['duplicates']}, RPC/s ratio vs echo {ratio:.2f}")
+              f"{r['duplicates']}, RPC/s ratio vs echo {ratio:.2f}, server CPU "
+              f"{r['server_cpu_ms']:.2f} ms/cycle")
     print(f"heartbeats sent: {beats}; p99 change with idle workers: "
           f"{loaded['p99_ms'] / paced['p99_ms']:.2f}x")
 
@@ -208,7 +222,8 @@ def main() -> int:
         echo, echo_address = spawn([sys.executable, "-c", ECHO_SERVER])
         try:
             token = (Path(data_dir) / "token").read_text().strip()
-            asyncio.run(run(args, address, token, echo_address))
+            asyncio.run(run(args, address, token, echo_address, server.pid))
+            print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         finally:
             for proc in (server, echo):
                 proc.terminate()

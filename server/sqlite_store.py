@@ -28,7 +28,7 @@ from .store import (
     with_scores,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS designs (
@@ -41,9 +41,9 @@ CREATE INDEX IF NOT EXISTS parents_parent ON parents (parent);
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, kind INTEGER, state INTEGER,
     worker_id TEXT, design_id TEXT, rung TEXT, fencing INTEGER, deadline REAL,
-    dedupe TEXT UNIQUE, body BLOB NOT NULL);
+    dedupe TEXT, body BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedupe ON jobs (dedupe) WHERE dedupe IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, kind);
-CREATE INDEX IF NOT EXISTS jobs_deadline ON jobs (state, deadline);
 CREATE INDEX IF NOT EXISTS jobs_experiment ON jobs (experiment, kind, state);
 CREATE TABLE IF NOT EXISTS ledger (
     experiment TEXT NOT NULL, rung TEXT NOT NULL, total INTEGER NOT NULL,
