@@ -95,7 +95,8 @@ class Watcher:
             self.overflow = True
         else:
             self._queue.append(event)
-        self._loop.call_soon_threadsafe(self._ready.set)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._ready.set)
 
     async def next(self) -> design_pb2.Event:
         while not self._queue:
@@ -142,7 +143,7 @@ class WorkSignal:
             on_loop = False
         if on_loop:
             self._wake(n)
-        else:
+        elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake, n)
 
     def _wake(self, n: int | None) -> None:

@@ -255,8 +255,11 @@ class Store(ABC):
 def open_store(url: str, data_dir: Path, sqlite_sync: str = "normal") -> Store:
     """The store for a URL: "" or sqlite:///file -> SQLite, mongodb://... -> MongoDB."""
     if url.startswith(("mongodb://", "mongodb+srv://", "mongomock://")):
-        from .mongo_store import MongoStore
-
+        try:
+            from .mongo_store import MongoStore
+        except ImportError as e:
+            raise ValueError(f"store.url: MongoDB needs the server extra "
+                             f"(pip install 'genesys[server]'): {e}") from None
         return MongoStore(url)
     if url and not url.startswith("sqlite:///"):
         raise ValueError(f"store.url: unsupported URL {url!r} (sqlite:///PATH or mongodb://...)")
