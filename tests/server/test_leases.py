@@ -225,3 +225,20 @@ def test_worker_cannot_use_another_tokens_worker_id(worker, as_role):
     intruder.worker_id = w.worker_id
     assert code_of(lambda: intruder.heartbeat()) == grpc.StatusCode.PERMISSION_DENIED
     assert code_of(lambda: intruder.lease_job(timeout=0)) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_whole_protocol_on_the_mongodb_store(make_server, tmp_path):
+    server = make_server(**{"store.url": "mongomock://localhost/e2e"})
+    with Coordinator(server.address, server.token, retries=1) as admin:
+        exp = make_exp(admin, seeds=("gpt", "retnet"))
+        admin.register_worker("m", roles=["verify", "design"])
+        job = admin.lease_job(timeout=0)
+        assert job.kind == "verify"
+        admin.complete(job, metrics={"piqa": 0.7})
+        assert admin.complete(job, metrics={"piqa": 0.7}).already_completed
+        micro = admin.get_budget(exp).ledger.rungs[0]
+        assert (micro.reserved, micro.committed) == (0, 1)
+        assert admin.leaderboard(exp)[0].design_id == job.payload["design_id"]
+        with pytest.raises(CoordinatorError) as err:
+            admin.submit_design(exp, source=admin.get_design(job.payload["design_id"]).source)
+        assert err.value.existing_id == job.payload["design_id"]
