@@ -7,8 +7,10 @@ Rules (checked after every optimizer step, on values that are identical on every
 - after ``min_steps``, the smoothed loss has risen ``max_loss_rise`` nats above its best;
 - after ``min_steps``, the gradient norm stayed above ``grad_norm_factor`` x the median of
   the first steps' norms for ``patience`` consecutive steps;
-- the recent step time is above ``slowdown_factor`` x the design's own first steps (after
-  ``warmup_steps`` steps of compilation/caching), or above ``max_step_s`` when configured.
+- the median step time of the last ``time_window`` steps is above ``slowdown_factor`` x
+  the design's own first steps (after ``warmup_steps`` steps of compilation/caching), or
+  above ``max_step_s`` when configured (a median, so that a busy host's spikes do not
+  stop a run).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class MonitorConfig:
     warmup_steps: int = 3
     baseline_steps: int = 8
     patience: int = 3
+    time_window: int = 20
     ema: float = 0.9
 
 
@@ -41,8 +44,8 @@ class RuntimeMonitor:
     best_ema: float = math.inf
     grad_norms: list[float] = field(default_factory=list)
     step_times: list[float] = field(default_factory=list)
+    recent_times: list[float] = field(default_factory=list)
     grad_strikes: int = 0
-    slow_strikes: int = 0
 
     def check(self, step: int, loss: float, grad_norm: float, step_s: float) -> str | None:
         """None while all is well, else why the run must stop."""
@@ -82,13 +85,14 @@ class RuntimeMonitor:
             self.step_times.append(step_s)
             return None
         baseline = statistics.median(self.step_times)
-        bounds = [c.slowdown_factor * baseline] + ([c.max_step_s] if c.max_step_s else [])
-        bound = min(bounds)
-        self.slow_strikes = self.slow_strikes + 1 if step_s > bound else 0
-        if self.slow_strikes >= c.patience:
+        self.recent_times = [*self.recent_times[-(c.time_window - 1) :], step_s]
+        recent = statistics.median(self.recent_times)
+        bound = min([c.slowdown_factor * baseline] + ([c.max_step_s] if c.max_step_s else []))
+        if len(self.recent_times) >= min(c.time_window, c.patience) and recent > bound:
             return (
-                f"step time {step_s:.3g}s at step {step} exceeds {bound:.3g}s (first steps took "
-                f"{baseline:.3g}s; limit {c.slowdown_factor}x or max_step_s={c.max_step_s})"
+                f"step time {recent:.3g}s (median of the last {len(self.recent_times)} steps) at "
+                f"step {step} exceeds {bound:.3g}s (first steps took {baseline:.3g}s; limit "
+                f"{c.slowdown_factor}x or max_step_s={c.max_step_s})"
             )
         return None
 

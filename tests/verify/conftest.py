@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+from genesys.lmade.data import PreparedData, PrepareRequest, prepare
 
 WORDS = (
     "the a house garden river letter morning evening sister brother friend walked spoke "
@@ -39,3 +40,12 @@ def text_corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def boilerplate() -> str:
     return BOILERPLATE
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> PreparedData:
+    """A prepared dataset of synthetic text with a 512-token BPE (builds in about a second)."""
+    root = tmp_path_factory.mktemp("tiny")
+    corpus = write_text_corpus(root / "corpus")
+    request = PrepareRequest(sources=(str(corpus),), tokenizer="bpe512", val_frac=0.1, test_frac=0.1)
+    return PreparedData(prepare(request, out=root / "data"))
