@@ -109,6 +109,7 @@ class _Progress:
         self.on_event = on_event
         self.done: list[CheckResult] = []
         self.running: str | None = None
+        self.params = 0
 
     def __call__(self, event: dict) -> None:
         if event.get("status") == "start":
@@ -117,6 +118,7 @@ class _Progress:
             self.done.append(CheckResult(str(event["name"]), bool(event["passed"]),
                                          str(event["message"]), str(event.get("warning", ""))))
             self.running = None
+            self.params = int(event.get("params") or self.params)
         if self.on_event is not None:
             self.on_event(event)
 
@@ -191,7 +193,7 @@ def check(
                                               "settings": asdict(settings)},
                                limits, on_event=progress)
         report.checks += _merge(progress, result, limits)
-        report.params = int((result.value or {}).get("params") or 0)
+        report.params = int((result.value or {}).get("params") or progress.params)
         report.sandbox = {"isolation": result.isolation, "reason": result.reason,
                           "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb}
         report.valid = (all(c.passed for c in report.checks)

@@ -201,7 +201,7 @@ class Checker:
                     message = "out of memory (the sandbox's limit): " + message
             result = {"name": name, "passed": passed, "message": message, "warning": warning}
             self.results.append(result)
-            self.emit({"check": name, "status": "done", **result})
+            self.emit({"check": name, "status": "done", "params": self.params, **result})
             if not passed:
                 break
         return {"checks": self.results, "params": self.params, "shape": self.shape,

@@ -74,6 +74,7 @@ class Limits:
     env: Mapping[str, str] = field(default_factory=dict)
     scratch_dir: str | None = None  # kept afterwards; default: a temp dir removed after
     isolate: bool = True  # use namespaces / uid drop where the OS allows
+    grace_s: float = 0.0  # on timeout or cancel: SIGTERM the worker, kill it this much later
 
 
 @dataclass
@@ -280,30 +281,32 @@ class _Run:
     def _execute(self, scratch: str, output: Any) -> SandboxResult:
         events_r, events_w = os.pipe()
         status_r, status_w = os.pipe()
+        control_r, control_w = os.pipe()
+        child_fds = (events_w, status_w, control_r)
         read_roots = _read_roots(self.limits, scratch)
         prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
-        cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), str(events_w), str(status_w)]
+        cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), *map(str, child_fds)]
         if self.iso.jail:
             cmd.append(json.dumps(_jail_config(self.limits, scratch, read_roots)))
         try:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=output, stderr=output, cwd=scratch,
-                env=_child_env(self.limits, scratch), pass_fds=(events_w, status_w),
+                env=_child_env(self.limits, scratch), pass_fds=child_fds,
                 start_new_session=True)
         except OSError as exc:
-            for fd in (events_r, events_w, status_r, status_w):
+            for fd in (events_r, status_r, control_w, *child_fds):
                 os.close(fd)
             return SandboxResult(False, reason="start_failed", error=f"cannot start: {exc}")
-        os.close(events_w)
-        os.close(status_w)
+        for fd in child_fds:
+            os.close(fd)
         threading.Thread(target=self._feed, args=(proc, self._request(scratch, read_roots)),
                          daemon=True).start()
         try:
-            self._pump(proc, {events_r: self._on_line, status_r: self._on_status})
+            self._pump(proc, {events_r: self._on_line, status_r: self._on_status}, control_w)
         finally:
             self._kill(proc)
-            os.close(events_r)
-            os.close(status_r)
+            for fd in (events_r, status_r, control_w):
+                os.close(fd)
         return self._outcome(proc)
 
     @staticmethod
@@ -314,7 +317,8 @@ class _Run:
         except OSError:
             pass  # the child died before reading; its exit tells the story
 
-    def _pump(self, proc: subprocess.Popen, handlers: dict[int, Callable[[dict], None]]) -> None:
+    def _pump(self, proc: subprocess.Popen, handlers: dict[int, Callable[[dict], None]],
+              control_fd: int) -> None:
         deadline = time.monotonic() + self.limits.wall_s
         buffers = {fd: b"" for fd in handlers}
         exited_at: float | None = None
@@ -323,17 +327,22 @@ class _Run:
                 sel.register(fd, selectors.EVENT_READ)
             while sel.get_map():
                 now = time.monotonic()
-                if now >= deadline:
-                    self.stopped = "timeout"
-                    return
-                if self.cancel is not None and self.cancel.is_set():
-                    self.stopped = "cancelled"
-                    return
+                if self.stopped is None:
+                    if now >= deadline:
+                        self.stopped = "timeout"
+                    elif self.cancel is not None and self.cancel.is_set():
+                        self.stopped = "cancelled"
+                    if self.stopped is not None:
+                        if self.limits.grace_s <= 0 or not self._request_stop(control_fd):
+                            return
+                        deadline = now + self.limits.grace_s
+                elif now >= deadline:
+                    return  # the grace period is over
                 if exited_at is None and proc.poll() is not None:
                     exited_at = now
                 if exited_at is not None and now - exited_at > _SIGNAL_GRACE_S:
                     return  # a stray grandchild holds a pipe open
-                for key, _ in sel.select(timeout=min(0.2, deadline - now)):
+                for key, _ in sel.select(timeout=max(0.0, min(0.2, deadline - now))):
                     chunk = os.read(key.fd, 1 << 16)
                     if not chunk:
                         sel.unregister(key.fd)
@@ -343,6 +352,15 @@ class _Run:
                         buffers[key.fd] = b""  # a runaway writer; drop the garbage
                     for line in lines:
                         self._dispatch(line, handlers[key.fd])
+
+    @staticmethod
+    def _request_stop(control_fd: int) -> bool:
+        """Ask the supervisor to SIGTERM the worker; False if it is already gone."""
+        try:
+            os.write(control_fd, b"term\n")
+            return True
+        except OSError:
+            return False
 
     @staticmethod
     def _dispatch(line: bytes, handler: Callable[[dict], None]) -> None:
@@ -388,13 +406,15 @@ class _Run:
             False, events=list(self.events), violations=self.violations,
             exit_code=exit_info.get("code"), signal=exit_info.get("signal"),
             cpu_s=exit_info.get("cpu_s"), peak_rss_mb=exit_info.get("peak_rss_mb"))
+        if self.final is not None and self.final["kind"] == "result":
+            result.value = self.final.get("value")  # also when it came during a grace period
         if self.stopped == "timeout":
             result.reason = "timeout"
             result.error = f"wall-clock limit of {self.limits.wall_s:g} s exceeded"
         elif self.stopped == "cancelled":
             result.reason, result.error = "cancelled", "cancelled by the parent"
         elif self.final is not None and self.final["kind"] == "result":
-            result.ok, result.value = True, self.final.get("value")
+            result.ok = True
         elif self.final is not None:
             result.reason = str(self.final.get("reason", "exception"))
             result.error = str(self.final.get("error", ""))

@@ -1,11 +1,12 @@
 """The sandbox child: a tiny supervisor that forks one worker to run the target.
 
 Started by ``genesys.lmade.sandbox`` as a script (``python -s .../sandbox_child.py EVENTS
-STATUS [JAIL]``), inside fresh namespaces when the OS allows, so the supervisor never
+STATUS CONTROL [JAIL]``), inside fresh namespaces when the OS allows, so the supervisor never
 imports torch and is PID 1 of the sandbox's PID namespace. With a JAIL config it first
 runs ``sandbox_jail`` (read-only file system, privileges dropped) and re-execs itself. It reads its request (JSON) from stdin,
 forks the worker and reports how the worker ended (exit code or signal, CPU seconds, peak
-RSS) on the STATUS pipe, which the worker does not hold. The worker sets the resource
+RSS) on the STATUS pipe, which the worker does not hold; a "term" line on the CONTROL
+pipe makes it send SIGTERM to the worker (graceful stop). The worker sets the resource
 limits, imports the target's module (trusted code), installs the audit-hook guard, then
 calls ``target(payload, emit)`` and sends events and the result on the EVENTS pipe as
 JSON lines.
@@ -19,6 +20,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import traceback
 
 if __name__ == "__main__":
@@ -126,18 +128,37 @@ def _supervise(pid: int, status_fd: int) -> None:
     os.write(status_fd, (json.dumps({"kind": "exit", **ended}) + "\n").encode())
 
 
+def _forward_stop_requests(control_fd: int, pid: int) -> None:
+    """Relay the parent's graceful-stop request (a line on the control pipe) as SIGTERM."""
+
+    def relay() -> None:
+        while data := os.read(control_fd, 64):
+            if b"term" in data:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    return
+
+    threading.Thread(target=relay, daemon=True).start()
+
+
 def main() -> None:
-    events_fd, status_fd = int(sys.argv[1]), int(sys.argv[2])
-    if len(sys.argv) > 3:  # stage one: jail the file system, then exec stage two
-        config = json.loads(sys.argv[3])
+    events_fd, status_fd, control_fd = (int(a) for a in sys.argv[1:4])
+    if len(sys.argv) > 4:  # stage one: jail the file system, then exec stage two
+        config = json.loads(sys.argv[4])
         errors = sandbox_jail.enter(config)
         os.write(status_fd, (json.dumps({"kind": "jail", "errors": errors}) + "\n").encode())
-        sandbox_jail.exec_stage_two(config, [sys.executable, "-s", *sys.argv[:3]])
+        sandbox_jail.exec_stage_two(config, [sys.executable, "-s", *sys.argv[:4]])
     request = json.loads(sys.stdin.buffer.read())
     os.chdir(request["scratch"])
+    for sig in (signal.SIGTERM, signal.SIGINT):  # only the worker reacts to stop signals
+        signal.signal(sig, signal.SIG_IGN)
     pid = os.fork()
     if pid == 0:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         os.close(status_fd)
+        os.close(control_fd)
         channel = Channel(events_fd, request["nonce"])
         try:
             _worker(request, channel)
@@ -146,6 +167,7 @@ def main() -> None:
         finally:
             os._exit(0)  # skip interpreter teardown: no design finalizers run after the result
     os.close(events_fd)
+    _forward_stop_requests(control_fd, pid)
     _supervise(pid, status_fd)
     os._exit(0)
 

@@ -94,3 +94,14 @@ def shell(payload: dict, emit) -> dict:
 
     done = subprocess.run(payload["cmd"], shell=True, capture_output=True, text=True)
     return {"code": done.returncode, "out": done.stdout, "err": done.stderr}
+
+
+def graceful(payload: dict, emit) -> dict:
+    """Sleeps until SIGTERM, then returns what it saved (like a trainer's checkpoint)."""
+    stopped = []
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
+    emit({"running": True})
+    deadline = time.monotonic() + 60
+    while not stopped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"stopped_by_sigterm": bool(stopped)}

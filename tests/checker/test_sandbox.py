@@ -167,3 +167,13 @@ def test_os_layer_holds_without_the_hook(tmp_path):
     for directory, kept in hidden.items():
         shown = set(out.split(f"{directory}:", 1)[1].splitlines()[0].split())
         assert shown <= {Path(k).relative_to(directory).parts[0] for k in kept}
+
+
+def test_graceful_stop_sends_sigterm_then_collects_the_result():
+    cancel = threading.Event()
+    result = run_sandboxed("sandbox_targets:graceful", {},
+                           Limits(wall_s=60, grace_s=10, pythonpath=(HERE,)),
+                           on_event=lambda event: cancel.set(), cancel=cancel)
+    assert result.reason == "cancelled" and not result.ok
+    assert result.value == {"stopped_by_sigterm": True}
+    assert result.wall_s < 30
