@@ -7,13 +7,17 @@ wrapped in ``unshare``/``setpriv``, and gets a scrubbed environment. The target 
 as ``function(payload, emit)``; ``emit(dict)`` streams progress events to ``on_event`` and
 the return value (JSON-able) comes back in ``SandboxResult.value``.
 
+This module needs only the standard library (the GPU agent loads it without torch).
+
 Layers, strongest first (``isolation()`` says which this machine provides):
-- namespaces via ``unshare``: a network namespace with no interfaces (no network at all),
-  a PID namespace whose init is the supervisor (every process the code starts dies with
-  it) and its own /proc; as a normal user also a user namespace.
-- as root, ``setpriv`` drops the child to an unprivileged uid, so RLIMIT_NPROC applies
-  (root ignores it) and the file system's permissions stop writes outside the scratch
-  dir. CAP_DAC_READ_SEARCH is kept only when the interpreter is not world-readable.
+- namespaces via ``unshare``: a network namespace with only its own loopback (nothing
+  outside is reachable), a PID namespace whose init is the supervisor (every process the
+  code starts dies with it) and its own /proc; as a normal user also a user namespace.
+- the jail (``sandbox_jail``, needs ``mount`` and ``setpriv``): every mount read-only
+  except the scratch and writable dirs, directories other users cannot enter (e.g. /root)
+  replaced by an empty tmpfs with only the needed paths bound back, all capabilities
+  dropped and, for a root parent, an unprivileged uid (so RLIMIT_NPROC applies: root
+  ignores it). Without namespaces the child runs with the rlimits and the guard only.
 - rlimits in the worker: CPU seconds, address space (data segment with CUDA), processes
   and threads, file size, no core files.
 - the audit-hook guard (``sandbox_guard``): clear messages for blocked sockets, process
@@ -63,7 +67,8 @@ class Limits:
     max_procs: int | None = 512  # processes + threads of the sandbox uid (RLIMIT_NPROC)
     max_file_mb: int | None = 1024  # largest file the child may write (RLIMIT_FSIZE)
     threads: int | None = None  # OMP/MKL threads
-    network: bool = False
+    network: bool = False  # the host's network (no network namespace, sockets allowed)
+    local_sockets: bool = False  # sockets inside the sandbox's own loopback only (e.g. DDP)
     allow_subprocess: bool = False  # e.g. torch.compile, which runs a C compiler
     allow_ctypes: bool = False
     cuda: bool = False  # pass CUDA_VISIBLE_DEVICES through instead of hiding GPUs
@@ -136,7 +141,7 @@ def isolation() -> Isolation:
     prefix = [unshare, *user, "--net", "--pid", "--kill-child", "--mount-proc", "--"]
     if not unshare or not _probe(prefix):
         return _NO_ISOLATION
-    enforced = ["network namespace (no interfaces)", "pid namespace"] + ([] if root else
+    enforced = ["network namespace (loopback only)", "pid namespace"] + ([] if root else
                                                                         ["user namespace"])
     if not (setpriv and mount):
         return Isolation(tuple(prefix), False, False, tuple(enforced),
@@ -170,6 +175,7 @@ def _jail_config(limits: Limits, scratch: str, read_roots: list[str]) -> dict:
         "writable": writable,
         "hide": _hidden_dirs([p for p in read_roots + writable if os.path.exists(p)]),
         "parent_mnt_ns": os.readlink("/proc/self/ns/mnt"),
+        "loopback": not limits.network,
     }
 
 

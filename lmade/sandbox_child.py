@@ -97,7 +97,7 @@ def _worker(request: dict, channel: Channel) -> None:
     sandbox_guard.install(
         request["read_roots"], request["write_roots"], report,
         allow_subprocess=limits.get("allow_subprocess", False),
-        allow_network=limits.get("network", False),
+        allow_network=limits.get("network", False) or limits.get("local_sockets", False),
         allow_ctypes=limits.get("allow_ctypes", False),
     )
     try:

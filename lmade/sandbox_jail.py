@@ -15,11 +15,16 @@ Torch-free and standard-library only: it runs as a script before the package is 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
 
 def _mount_points() -> list[str]:
@@ -57,11 +62,25 @@ def _hide(mount: _Mounter, hidden: str, keep: list[str], stage: str) -> None:
             subprocess.run(["umount", spot], capture_output=True)
 
 
+def _loopback_up() -> None:
+    """Bring up ``lo`` in the child's private network namespace: processes inside the
+    sandbox can talk to each other (e.g. DDP), while nothing outside is reachable."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(sock, _SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+
+
 def enter(config: dict) -> list[str]:
     """Apply the file-system jail; returns what could not be done (empty when all held)."""
     if os.readlink("/proc/self/ns/mnt") == config["parent_mnt_ns"]:
         raise SystemExit("sandbox jail: not in a private mount namespace; refusing to mount")
     mount = _Mounter(config["mount"])
+    if config.get("loopback"):
+        try:
+            _loopback_up()
+        except OSError as exc:
+            mount.errors.append(f"loopback: {exc}")
     writable = config["writable"]
     stage = os.path.join(writable[0], ".jail-stage")
     for hidden, keep in config["hide"].items():

@@ -105,3 +105,20 @@ def graceful(payload: dict, emit) -> dict:
     while not stopped and time.monotonic() < deadline:
         time.sleep(0.05)
     return {"stopped_by_sigterm": bool(stopped)}
+
+
+def loopback(payload: dict, emit) -> dict:
+    """A server and a client inside the sandbox, then an attempt to leave it."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            peer, _ = server.accept()
+            client.sendall(b"ping")
+            got = peer.recv(4)
+            peer.close()
+    try:
+        socket.create_connection(("127.0.0.1", payload["host_port"]), timeout=2).close()
+        host = "reached"
+    except OSError as exc:
+        host = f"unreachable: {exc}"
+    return {"inside": got.decode(), "host": host}

@@ -177,3 +177,14 @@ def test_graceful_stop_sends_sigterm_then_collects_the_result():
     assert result.reason == "cancelled" and not result.ok
     assert result.value == {"stopped_by_sigterm": True}
     assert result.wall_s < 30
+
+
+@pytest.mark.skipif(not isolation().jail, reason="no private loopback on this machine")
+def test_local_sockets_stay_inside_the_sandbox(free_port):
+    with socket.socket() as host_server:
+        host_server.bind(("127.0.0.1", free_port))
+        host_server.listen()
+        result = run("loopback", {"host_port": free_port}, local_sockets=True)
+    assert result.ok, result.error
+    assert result.value["inside"] == "ping"
+    assert result.value["host"].startswith("unreachable")
