@@ -188,3 +188,16 @@ def test_local_sockets_stay_inside_the_sandbox(free_port):
     assert result.ok, result.error
     assert result.value["inside"] == "ping"
     assert result.value["host"].startswith("unreachable")
+
+
+@pytest.mark.parametrize(("name", "payload", "needle"), [
+    ("system", {"cmd": "true"}, "os.system"),
+    ("swallow", {"path": "/etc/passwd"}, "/etc/passwd"),
+    ("connect", {"port": 9}, "socket"),
+])
+def test_guard_alone_blocks_without_os_isolation(name, payload, needle):
+    """Where namespaces are unavailable (isolate=False is that fallback) the audit-hook
+    guard still stops the operation with a clear message."""
+    result = run(name, payload, isolate=False)
+    assert result.reason == "blocked" and needle in result.error
+    assert result.isolation["missing"]
