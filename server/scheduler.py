@@ -174,7 +174,7 @@ class Scheduler:
             if allowed and req.experiment not in allowed:
                 raise InvalidArgument("experiment", "not among the worker's experiments")
             allowed = [req.experiment]
-        for job in self.store.queued_jobs(kinds, allowed, limit=16):
+        for job in self.store.queued_jobs(kinds, allowed, limit=64):
             leased = self._lease_queued(job, worker)
             if leased:
                 return leased
@@ -418,6 +418,8 @@ class Scheduler:
                          message=f"kind={KIND_NAME[job.kind]}")
         if design is not None:
             self.evo.after_result(exp, design.id, job.rung)
+        else:
+            self.work.notify(1)  # a DESIGN slot is free again
         return new, False
 
     def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
