@@ -73,6 +73,13 @@ class Evolution:
         if len(req.description) > 10_000:
             raise InvalidArgument("description", "longer than 10000 characters")
         seeds = list(req.seeds) or load_seeds(list(config.seeds), self.seeds_dir)
+        digests: dict[str, int] = {}
+        for i, seed in enumerate(seeds):  # check every seed before anything is stored
+            parsed = (parse_tree(seed.tree, f"seeds[{i}].tree") if seed.HasField("tree")
+                      else parse_source(seed.source, seed.name, f"seeds[{i}].source"))
+            if parsed.digest in digests:
+                raise InvalidArgument(f"seeds[{i}]", f"same design as seeds[{digests[parsed.digest]}]")
+            digests[parsed.digest] = i
         exp = experiment_pb2.Experiment(name=req.name, description=req.description, config=config,
                                         config_version=1, state=experiment_pb2.EXPERIMENT_STATE_ACTIVE)
         now_ts(exp, "created_at")
@@ -85,8 +92,10 @@ class Evolution:
         ids = []
         for i, seed in enumerate(seeds):
             request = evolution_pb2.SubmitDesignRequest(
-                experiment=exp.name, name=seed.name, tree=seed.tree, source=seed.source,
-                digest=seed.digest, trace=D.DesignTrace(operation=D.DESIGN_OPERATION_SEED))
+                experiment=exp.name, name=seed.name, source=seed.source, digest=seed.digest,
+                trace=D.DesignTrace(operation=D.DESIGN_OPERATION_SEED))
+            if seed.HasField("tree"):
+                request.tree.CopyFrom(seed.tree)
             ids.append(self.submit_design(request, caller, seed=True, field=f"seeds[{i}]").id)
         self.hub.publish(EV.EVENT_KIND_EXPERIMENT_CREATED, exp.name,
                          message=f"seeds={len(ids)}", data={"seed_design_ids": ids})

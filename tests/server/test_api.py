@@ -223,3 +223,24 @@ def test_undecodable_requests_are_invalid_argument(server, admin, method, raw):
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details().startswith("request: malformed")
     assert admin.list_experiments() == [], "the server keeps serving"
+
+
+def test_bad_or_duplicate_seeds_create_nothing(admin):
+    gpt = evolution_pb2.SeedDesign(name="a", source=_seed_file("gpt").read_text())
+    twin = evolution_pb2.SeedDesign(name="b", source=gpt.source)
+    broken = evolution_pb2.SeedDesign(name="c", source="class X:\n")
+    for seeds, field in (([gpt, twin], "seeds[1]"), ([gpt, broken], "seeds[1].source")):
+        req = evolution_pb2.CreateExperimentRequest(name="seeded", seeds=seeds)
+        with pytest.raises(CoordinatorError) as err:
+            admin._call(admin.evolution.CreateExperiment, req)
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details.startswith(field), err.value.details
+        assert admin.list_experiments() == []
+    req = evolution_pb2.CreateExperimentRequest(name="seeded", seeds=[gpt])
+    assert admin._call(admin.evolution.CreateExperiment, req).seed_design_ids
+
+
+def _seed_file(name: str):
+    from genesys.server.seeds import default_seeds_dir
+
+    return default_seeds_dir() / f"{name}.py"
