@@ -244,3 +244,12 @@ def _seed_file(name: str):
     from genesys.server.seeds import default_seeds_dir
 
     return default_seeds_dir() / f"{name}.py"
+
+
+def test_select_parents_is_deterministic_under_a_seed(admin, exp):
+    for i, d in enumerate(admin.list_designs(exp)[:3]):
+        admin.report_result(d.id, "micro", {"piqa": 0.55 + 0.05 * i})
+    picks = [[p.id for p in admin.select_parents(exp, "crossover", seed=11)] for _ in range(3)]
+    assert picks[0] == picks[1] == picks[2] and len(set(picks[0])) == 2
+    assert len(admin.select_parents(exp, "scratch")) == 0
+    assert code_of(lambda: admin.select_parents(exp, count=99)) == grpc.StatusCode.INVALID_ARGUMENT
