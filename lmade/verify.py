@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 TARGET = "genesys.lmade.verify_job:run_verify"
 EventCallback = Callable[[dict], None]
 DEFAULT_WALL_S = 7 * 24 * 3600.0
+STOP_GRACE_S = 120.0
 
 
 def resolve_design(design: str) -> tuple[str, str]:
@@ -67,6 +69,7 @@ def sandbox_limits(data_dir: Path, out_dir: Path, wall_s: float, compile_: bool 
         allow_subprocess=compile_,
         cuda=torch.cuda.is_available(),
         pass_env=("GENESYS_GPT2_TIKTOKEN",),
+        grace_s=STOP_GRACE_S,  # on timeout/cancel the trainer gets SIGTERM and checkpoints
     )
 
 
@@ -85,8 +88,13 @@ def verify(
     check: bool = True,
     wall_s: float = DEFAULT_WALL_S,
     on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict:
-    """check -> sandboxed train + evaluate; returns the result dict (see module docstring)."""
+    """check -> sandboxed train + evaluate; returns the result dict (see module docstring).
+
+    Setting ``cancel`` (or reaching ``wall_s``) stops training gracefully: the trainer
+    checkpoints, the result has status "interrupted", and ``resume=True`` continues it.
+    """
     from genesys.lmade.corpus import cache_dir
     from genesys.lmade.data import PreparedData, prepare
     from genesys.lmade.sandbox import run_sandboxed
@@ -129,8 +137,8 @@ def verify(
         limits = sandbox_limits(
             data_path.resolve(), out_path.resolve(), wall_s, bool((train or {}).get("compile"))
         )
-        box = run_sandboxed(TARGET, payload, limits, on_event=emit)
-        if box.ok:
+        box = run_sandboxed(TARGET, payload, limits, on_event=emit, cancel=cancel)
+        if isinstance(box.value, dict):  # also after a graceful stop (timeout, cancel)
             result = {**base, **box.value}
         else:
             result = {
