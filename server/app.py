@@ -101,6 +101,7 @@ class Coordinator:
         if not port:
             raise OSError(f"cannot listen on {self.config.listen}")
         self.evolution.rescore_all()
+        self.scheduler.resume_leases()
         await server.start()
         for name in ["", *SERVICES]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -488,6 +488,21 @@ class Scheduler:
                  job.attempt)
         self._requeue(job, "lease expired")
 
+    def resume_leases(self) -> int:
+        """After a restart: give every held lease a full lease period from now, so time
+        the coordinator was down does not count against workers (a dead worker's lease
+        still expires one period later). Returns how many leases were extended."""
+        now, extended = time.time(), 0
+        for job in self.store.list_jobs(JobQuery(state=J.JOB_STATE_LEASED, limit=1_000_000)):
+            exp = self.evo.experiment(job.experiment)
+            new = copy_job(job)
+            now_ts(new, "lease_deadline", now + self._lease_seconds(exp, job))
+            if deadline_of(new) > deadline_of(job) and self.store.replace_job(new, job):
+                extended += 1
+        if extended:
+            log.info("event=leases_resumed count=%d", extended)
+        return extended
+
     # -- background -------------------------------------------------------------------
     def reap(self) -> None:
         """Expire overdue leases and mark workers dead after missed heartbeats."""

@@ -48,6 +48,7 @@ def test_kill9_and_restart_keeps_committed_state(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    time.sleep(4.5)  # down longer than the 4 s leases
     proc, address = start(tmp_path)
     try:
         admin = Coordinator(address, token, retries=1)
@@ -58,7 +59,10 @@ def test_kill9_and_restart_keeps_committed_state(tmp_path):
             pytest.approx(0.7)
         micro = admin.get_budget("crash").ledger.rungs[0]
         assert (micro.committed, micro.reserved) == (1, 2)
-        # A lease held through the crash resumes under its fencing token...
+        # Down time does not count against leases: both still held after the restart...
+        leased = {j.id for j in admin.list_jobs("crash", state="leased")}
+        assert leased == {resumed.id, abandoned.id}
+        # ...a lease held through the crash resumes under its fencing token...
         assert w2.renew(resumed) is False
         # ...a completed job does not complete twice...
         assert w2.complete(done, metrics={"piqa": 0.1}).already_completed
