@@ -34,8 +34,10 @@ def _long_lines(docs: list[str]) -> set[str]:
 
 
 def test_splits_have_no_verbatim_overlap(text_corpus: Path, boilerplate: str, tmp_path: Path):
-    out = prepare(PrepareRequest(sources=(str(text_corpus),), val_frac=0.1, test_frac=0.1),
-                  out=tmp_path / "ds")
+    out = prepare(
+        PrepareRequest(sources=(str(text_corpus),), val_frac=0.1, test_frac=0.1),
+        out=tmp_path / "ds",
+    )
     data = PreparedData(out)
     docs = {s: _split_docs(data, s) for s in SPLITS}
     assert all(docs[s] for s in SPLITS)
@@ -51,8 +53,9 @@ def test_splits_have_no_verbatim_overlap(text_corpus: Path, boilerplate: str, tm
 
 
 def test_prepare_reuses_an_identical_build_and_detects_corruption(text_corpus, tmp_path):
-    request = PrepareRequest(sources=(str(text_corpus),), tokenizer="bpe1024",
-                             val_frac=0.1, test_frac=0.1)
+    request = PrepareRequest(
+        sources=(str(text_corpus),), tokenizer="bpe1024", val_frac=0.1, test_frac=0.1
+    )
     out = prepare(request, out=tmp_path / "ds")
     stamp = os.stat(out / "manifest.json").st_mtime_ns
     assert prepare(request, out=out) == out
@@ -78,8 +81,12 @@ def test_jsonl_and_parquet_sources(tmp_path):
     with open(tmp_path / "src" / "a.jsonl", "w") as f:
         f.writelines(json.dumps({"text": t}) + "\n" for t in texts[:60])
     pq.write_table(pa.table({"text": texts[60:]}), tmp_path / "src" / "b.parquet")
-    out = prepare(PrepareRequest(sources=(str(tmp_path / "src"),), tokenizer="bpe512",
-                                 val_frac=0.2, test_frac=0.2), out=tmp_path / "ds")
+    out = prepare(
+        PrepareRequest(
+            sources=(str(tmp_path / "src"),), tokenizer="bpe512", val_frac=0.2, test_frac=0.2
+        ),
+        out=tmp_path / "ds",
+    )
     data = PreparedData(out)
     assert sum(data.manifest["splits"][s]["docs"] for s in SPLITS) == 120
 
@@ -110,3 +117,24 @@ def test_token_batches_are_a_pure_function_of_the_step():
     r0 = TokenBatches(shards, 16, 8, seed=3, rank=0, world_size=2).batch(5)[0]
     r1 = TokenBatches(shards, 16, 8, seed=3, rank=1, world_size=2).batch(5)[0]
     assert (r0 == x5[0::2]).all() and (r1 == x5[1::2]).all()
+
+
+def test_gpt2_tokenizer_reads_a_tiktoken_ranks_file(text_corpus, tmp_path, monkeypatch):
+    import base64
+    import importlib.util
+
+    from genesys.lmade.tokenizer import GPT2Tokenizer, TokenizerError
+
+    if importlib.util.find_spec("whisper") is None:
+        monkeypatch.delenv("GENESYS_GPT2_TIKTOKEN", raising=False)
+        with pytest.raises(TokenizerError, match="openai-whisper"):
+            GPT2Tokenizer()
+    # a byte-level ranks file in gpt2.tiktoken's format (base64 token, rank), no merges
+    ranks = tmp_path / "bytes.tiktoken"
+    ranks.write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)))
+    monkeypatch.setenv("GENESYS_GPT2_TIKTOKEN", str(ranks))
+    out = prepare(PrepareRequest(sources=(str(text_corpus),), tokenizer="gpt2", val_frac=0.1,
+                                 test_frac=0.1), out=tmp_path / "ds")
+    data = PreparedData(out)
+    assert data.vocab_size == 257 and data.eot_id == 256
+    assert _split_docs(data, "val") == data.texts("val")
