@@ -7,9 +7,12 @@ config. Validation errors name the field (INVALID_ARGUMENT).
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from genesys.v1 import experiment_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from .errors import InvalidArgument
 
@@ -81,9 +84,23 @@ def with_defaults(config: experiment_pb2.ExperimentConfig, seeds: list[str], lea
     return c
 
 
+def _check_finite(message: Message, prefix: str) -> None:
+    """Every float in the message (recursively) is a finite number."""
+    for field, value in message.ListFields():
+        path = f"{prefix}.{field.name}"
+        values = value if field.is_repeated else [value]
+        for i, item in enumerate(values):
+            where = f"{path}[{i}]" if field.is_repeated else path
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                _check_finite(item, where)
+            elif isinstance(item, float) and not math.isfinite(item):
+                raise InvalidArgument(where, f"not a finite number: {item}")
+
+
 def validate(name: str, config: experiment_pb2.ExperimentConfig) -> None:
     if not NAME_RE.match(name):
         raise InvalidArgument("name", f"{name!r} must match {NAME_RE.pattern}")
+    _check_finite(config, "config")
     rungs = [r.name for r in config.ladder.rungs]
     if len(set(rungs)) != len(rungs):
         raise InvalidArgument("config.ladder.rungs", "rung names must be unique")

@@ -239,7 +239,7 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
 
     @handler
     async def LeaseJob(self, req, caller):
-        if req.wait_seconds < 0 or req.wait_seconds > 600:
+        if not 0 <= req.wait_seconds <= 600:  # also refuses NaN
             raise InvalidArgument("wait_seconds", "must be within [0, 600]")
         deadline = time.monotonic() + min(req.wait_seconds, self.max_wait)
         while True:

@@ -108,6 +108,16 @@ def test_bad_tree_and_config_name_the_field(admin, exp):
     with pytest.raises(CoordinatorError) as err:
         admin.create_experiment("exp2", bad)
     assert "config.selection.p_explore" in err.value.details
+    nan = experiment_pb2.ExperimentConfig()
+    nan.ladder.selection_ratio = float("nan")
+    nan.benchmarks.add(name="piqa", random_baseline=float("inf"))
+    with pytest.raises(CoordinatorError) as err:
+        admin.create_experiment("exp2", nan)
+    assert err.value.details.startswith("config.ladder.selection_ratio")
+    nan.ladder.selection_ratio = 4
+    with pytest.raises(CoordinatorError) as err:
+        admin.create_experiment("exp2", nan)
+    assert err.value.details.startswith("config.benchmarks[0].random_baseline")
     with pytest.raises(CoordinatorError) as err:
         admin.create_experiment("Bad Name!")
     assert err.value.details.startswith("name")
