@@ -29,7 +29,7 @@ from genesys.design import DesignFormatError, load_design
 from genesys.v1 import design_pb2, evolution_pb2, job_pb2, scheduler_pb2
 from google.protobuf import json_format
 
-from .child import STOP_FILE, VERIFY_TARGET
+from .child import STOP_FILE
 from .devices import DeviceInfo
 from .link import Link
 from .log import log
@@ -189,16 +189,19 @@ class JobRun:
         design = self._design_source(self.design_id)
         cuda = any(d.kind == "cuda" for d in self.devices)
         benchmarks = [b for b in payload.get("benchmarks") or [] if b not in TRAIN_METRICS]
+        knobs = self._verify_knobs()
         child = {"design_source": design.source, "design_name": design.name or None,
                  "scale": self.job.rung or payload.get("rung", ""),
                  "tokens": int(payload.get("tokens") or 0) or None,
                  "data_dir": self.settings.data_dir, "out_dir": str(self.dir / "run"),
                  "resume": True, "seed": int(payload.get("seed") or 42),
-                 "benchmarks": benchmarks or None, "train": {"device": "cuda" if cuda else "cpu"},
-                 "gpus": len(self.devices) if cuda else 1, "target": VERIFY_TARGET}
+                 "benchmarks": benchmarks or None, "eval": knobs.get("eval") or {},
+                 "train": {**(knobs.get("train") or {}), "device": "cuda" if cuda else "cpu"},
+                 "gpus": len(self.devices) if cuda else 1}
+        target = "genesys.gpu_agent.verify_child:verify"
         if self.settings.dry_run_s is not None:
-            child.update(target="genesys.gpu_agent.child:dry_run", dry_run_s=self.settings.dry_run_s)
-        result = self._run("genesys.gpu_agent.child:verify", child,
+            target, child["dry_run_s"] = "genesys.gpu_agent.child:dry_run", self.settings.dry_run_s
+        result = self._run(target, child,
                            float(payload.get("wall_s") or self.settings.verify_wall_s))
         if not result.ok:
             return self._sandbox_failure(result)
@@ -210,6 +213,18 @@ class JobRun:
             return self._report("release", error="agent draining (checkpoint kept)")
         return self._ending(f"verification {status}: {value.get('reason')}",
                             retryable=status == "interrupted")
+
+    def _verify_knobs(self) -> dict:
+        """The experiment's verification settings for agents: ``extra_json`` key "verify"
+        = {"train": {TrainConfig overrides}, "eval": {n_items, batch_size, limit}}."""
+        request = evolution_pb2.GetExperimentRequest(name=self.job.experiment)
+        experiment = self.link.call(self.link.evolution.GetExperiment, request, retry_for=60.0)
+        try:
+            extra = json.loads(experiment.experiment.config.extra_json or "{}")
+        except ValueError:
+            return {}
+        knobs = extra.get("verify") if isinstance(extra, dict) else None
+        return {k: v for k, v in (knobs or {}).items() if k in ("train", "eval") and isinstance(v, dict)}
 
     @staticmethod
     def _verify_result(value: dict, run: SandboxResult) -> dict:
@@ -348,8 +363,8 @@ class JobRun:
         if result.reason == "cancelled" or self.stop_reason in ("cancelled", "lost"):
             return self._ending("stopped", retryable=True)
         error = f"{result.reason}: {result.error}"
-        if result.traceback:
-            error += "\n" + result.traceback[-3000:]
+        if result.traceback or result.output_tail:
+            error += "\n" + (result.traceback or result.output_tail)[-3000:]
         return self._ending(error, retryable=result.reason in RETRYABLE_REASONS)
 
     def _ending(self, error: str, retryable: bool) -> Report | None:
