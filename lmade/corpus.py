@@ -34,6 +34,8 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 # Long texts (books, manuals) are cut at paragraph breaks so that splitting by document
 # gives held-out sets with many independent passages.
 MAX_DOC_CHARS = 8000
+# Bump when extraction or cleaning changes, so that cached package texts are rebuilt.
+EXTRACT_VERSION = 2
 
 
 class CorpusError(RuntimeError):
@@ -65,7 +67,7 @@ def split_long(text: str, max_chars: int = MAX_DOC_CHARS) -> list[str]:
 
 
 _RST_DROP = re.compile(
-    r"^(\s*\.\. [\w|-]+::.*|\s*:[\w -]+:.*|\s*([=\-~^\"'`#*+<>_.:])\2{3,}\s*|\s*\.\. _[^:]+:\s*)$"
+    r"^(\s*\.\. .*|\s*:[\w -]+:.*|\s*([=\-~^\"'`#*+<>_.:])\2{3,}\s*)$"
 )
 
 
@@ -201,7 +203,7 @@ def debian_documents(packages: list[str] | None = None) -> Iterator[str]:
     folder.mkdir(parents=True, exist_ok=True)
     errors = []
     for key in keys:
-        target = folder / f"{key}.jsonl"
+        target = folder / f"{key}-v{EXTRACT_VERSION}.jsonl"
         if not target.exists():
             try:
                 _fetch_debian(key, target)
