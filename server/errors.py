@@ -45,3 +45,9 @@ class Unauthenticated(ServiceError):
 
 class ResourceExhausted(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def check_range(field: str, value: float, low: float, high: float) -> None:
+    """InvalidArgument unless low <= value <= high (NaN included)."""
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"must be within [{low}, {high}]")

@@ -18,7 +18,7 @@ from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2
 
 from . import ledger, selection
 from .config import ServerConfig
-from .errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from .errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, check_range
 from .events import EventHub, WorkSignal
 from .experiment_config import validate, with_defaults
 from .gau_text import parse_source, parse_tree
@@ -189,10 +189,8 @@ class Evolution:
     def list_designs(self, req: evolution_pb2.ListDesignsRequest
                      ) -> tuple[list[design_pb2.Design], int]:
         self.experiment(req.experiment)
-        if req.limit < 0 or req.limit > 1000:
-            raise InvalidArgument("limit", "must be within [0, 1000]")
-        if req.offset < 0:
-            raise InvalidArgument("offset", "must be >= 0")
+        check_range("limit", req.limit, 0, 1000)
+        check_range("offset", req.offset, 0, 2**31)
         designs, total = self.store.list_designs(DesignQuery(
             req.experiment, req.state, req.quadrant, req.verified_rung, req.parent, req.digest,
             req.limit or 100, req.offset))
@@ -201,6 +199,7 @@ class Evolution:
         return designs, total
 
     def lineage(self, req: evolution_pb2.GetLineageRequest) -> evolution_pb2.GetLineageResponse:
+        check_range("depth", req.depth, 0, 10_000)
         root = self.get_design(req.design_id)
         designs, edges = {root.id: basic_view(root)}, set()
         if req.direction != evolution_pb2.LINEAGE_DIRECTION_DESCENDANTS:
@@ -231,6 +230,7 @@ class Evolution:
     def leaderboard(self, req: evolution_pb2.GetLeaderboardRequest
                     ) -> list[evolution_pb2.LeaderboardEntry]:
         exp = self.experiment(req.experiment)
+        check_range("limit", req.limit, 0, 10_000)
         if req.rung and req.rung not in {r.name for r in exp.config.ladder.rungs}:
             raise InvalidArgument("rung", f"{req.rung!r} is not a rung of {exp.name!r}")
         rows = []
@@ -324,8 +324,7 @@ class Evolution:
     def select_parents(self, req: evolution_pb2.SelectParentsRequest
                        ) -> tuple[list[design_pb2.Design], str]:
         exp = self.experiment(req.experiment)
-        if req.count < 0 or req.count > 16:
-            raise InvalidArgument("count", "must be within [0, 16]")
+        check_range("count", req.count, 0, 16)
         op = D.DesignOperation.Name(req.operation).removeprefix("DESIGN_OPERATION_").lower()
         count = req.count or selection.PARENT_COUNT.get(op, 1)
         parents, reason = selection.select_parents(self.store.experiment_designs(exp.name), count,

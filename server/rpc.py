@@ -31,7 +31,7 @@ from google.protobuf.message import DecodeError
 
 from . import ledger
 from .auth import Authenticator
-from .errors import InvalidArgument, NotFound, ServiceError
+from .errors import InvalidArgument, NotFound, ServiceError, check_range
 from .events import Overflow
 from .evolution import Evolution
 from .scheduler import Scheduler
@@ -141,6 +141,7 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
 
     @handler
     def ListExperiments(self, req, caller):
+        check_range("limit", req.limit, 0, 10_000)
         exps = self.evo.experiments()[: req.limit or 100]
         return evolution_pb2.ListExperimentsResponse(experiments=[self._with_stats(e) for e in exps])
 
@@ -239,8 +240,7 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
 
     @handler
     async def LeaseJob(self, req, caller):
-        if not 0 <= req.wait_seconds <= 600:  # also refuses NaN
-            raise InvalidArgument("wait_seconds", "must be within [0, 600]")
+        check_range("wait_seconds", req.wait_seconds, 0, 600)
         deadline = time.monotonic() + min(req.wait_seconds, self.max_wait)
         while True:
             leased = self.sched.try_lease(req, caller)
@@ -289,8 +289,7 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
 
     @handler
     def ListJobs(self, req, caller):
-        if not 0 <= req.limit <= 10_000:
-            raise InvalidArgument("limit", "must be within [0, 10000]")
+        check_range("limit", req.limit, 0, 10_000)
         jobs = self.evo.store.list_jobs(JobQuery(req.experiment, req.state, req.kind,
                                                  req.worker_id, limit=req.limit or 100))
         return scheduler_pb2.ListJobsResponse(jobs=jobs)
@@ -314,6 +313,7 @@ class BudgetServicer(_Base, budget_pb2_grpc.BudgetServiceServicer):
     @handler
     def GetBudget(self, req, caller):
         exp = self.evo.experiment(req.experiment)
+        check_range("entries_limit", req.entries_limit, 0, 100_000)
         out = budget_pb2.GetBudgetResponse(ledger=ledger.ladder_view(self.evo.store, exp))
         if req.include_entries:
             out.entries.extend(self.evo.store.ledger_entries(exp.name, req.entries_limit or 100))
