@@ -145,8 +145,10 @@ class SSDMinimalDiscrete(GAUBase):
         B = B.reshape(b, c, q, -1)
         C = C.reshape(b, c, q, -1)
         A_cum = torch.cumsum(A, dim=-1)
-        # 1. within chunks: y = (C B^T * decay) x
-        decay = torch.exp(cls.segsum(A)).to(x.dtype)  # (b, h, c, q, q)
+        # 1. within chunks: y = (C B^T * decay) x; decay[i, j] = exp(A_cum[i] - A_cum[j]), j <= i
+        causal = torch.tril(torch.ones(q, q, dtype=torch.bool, device=x.device))
+        decay = torch.exp((A_cum.unsqueeze(-1) - A_cum.unsqueeze(-2)).masked_fill(~causal, float("-inf")))
+        decay = decay.to(x.dtype)  # (b, h, c, q, q)
         scores = torch.matmul(C, B.transpose(-1, -2)).unsqueeze(1) * decay
         y = torch.matmul(scores, x)
         # 2. state each chunk contributes at its end

@@ -94,7 +94,7 @@ class RWKV6TimeMix(GAUBase):
         r, k, v, w = heads
         logw = -torch.exp(w.float())
         y = self.chunked(r, k, v, logw, self.u, self.chunk)
-        y = y.transpose(1, 2).reshape(b * L, D)
+        y = y.transpose(1, 2).reshape(b * L, D).to(X.dtype)
         y = self.ln_x(y).view(b, L, D).to(X.dtype)
         return self.output(y * F.silu(out["g"])), Z
 

@@ -112,13 +112,15 @@ class TTTLinear(GAUBase):
         x_hat = (x - mu) / std
         return weight * x_hat + bias, x_hat, std
 
-    @classmethod
-    def loss_grad(cls, z, target, weight, bias):
-        """d/dz of 0.5 ||LN(z) - target||^2, the LayerNorm backward written out."""
-        y, x_hat, std = cls.layer_norm(z, weight, bias)
-        g = (y - target) * weight
-        n = z.shape[-1]
-        return (n * g - g.sum(-1, keepdim=True) - x_hat * (g * x_hat).sum(-1, keepdim=True)) / (n * std)
+    @staticmethod
+    def loss_grad(z, ln_b_minus_target, ln_w, eps=1e-6):
+        """d/dz of 0.5 ||LN(z) - target||^2 (the LayerNorm backward written out); takes
+        ln_bias - target, precomputed for all mini-batches."""
+        zc = z - z.mean(-1, keepdim=True)
+        rstd = torch.rsqrt(zc.square().mean(-1, keepdim=True) + eps)
+        x_hat = zc * rstd
+        g = torch.addcmul(ln_b_minus_target, x_hat, ln_w) * ln_w
+        return (g - g.mean(-1, keepdim=True) - x_hat * (g * x_hat).mean(-1, keepdim=True)) * rstd
 
     @classmethod
     def dual_form(cls, q, k, v, lr, token_idx, W1, b1, ln_w, ln_b, mini_batch):
@@ -133,24 +135,30 @@ class TTTLinear(GAUBase):
             q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
             lr = F.pad(lr, (0, pad))
         n = q.shape[2] // m
-        q, k, v = (t.reshape(b, h, n, m, d) for t in (q, k, v))
-        target = v - k
-        eta = token_idx.view(m, 1) * lr.reshape(b, h, n, 1, m)  # (b, h, n, m[t], m[s])
-        eta = torch.tril(eta)
-        eta_attn = eta * torch.matmul(q, k.transpose(-1, -2))
-        eta_last_k = eta[..., -1, :].unsqueeze(-1) * k  # (b, h, n, m, d)
-        eta_last = eta[..., -1, :].unsqueeze(-1)
-        W = W1.float().unsqueeze(0).expand(b, h, d, d)
-        bias = b1.float().unsqueeze(0).expand(b, h, 1, d)
-        ln_w, ln_b = ln_w.float(), ln_b.float()
+        ln_w, ln_b = ln_w.float().unsqueeze(0), ln_b.float().unsqueeze(0)  # (1, h, 1, d)
+        q, k = (t.reshape(b, h, n, m, d) for t in (q, k))
+        ln_b_minus_target = ln_b.unsqueeze(2) - (v.reshape(b, h, n, m, d) - k)
+        eta = torch.tril(token_idx.view(m, 1) * lr.reshape(b, h, n, 1, m))  # (b, h, n, m[t], m[s])
+        # per mini-batch: out = q W + b - (eta * q k^T + eta) grad; W -= (eta_last k)^T grad
+        mix = eta * torch.matmul(q, k.transpose(-1, -2)) + eta
+        k_last = (eta[..., -1, :].unsqueeze(-1) * k).transpose(-1, -2)  # (b, h, n, d, m)
+        eta_last = eta[..., -1:, :]  # (b, h, n, 1, m)
+        # (b, h) merged into one batch dim so each step is a few batched matmuls
+        q, k, mix, k_last, eta_last, ln_b_minus_target = (
+            t.movedim(2, 0).reshape(n, b * h, *t.shape[3:])
+            for t in (q, k, mix, k_last, eta_last, ln_b_minus_target)
+        )
+        ln_w_bh = ln_w.expand(b, h, 1, d).reshape(b * h, 1, d)
+        W = W1.float().unsqueeze(0).expand(b, h, d, d).reshape(b * h, d, d)
+        bias = b1.float().unsqueeze(0).expand(b, h, 1, d).reshape(b * h, 1, d)
         outs = []
         for i in range(n):
-            grad = cls.loss_grad(torch.matmul(k[:, :, i], W) + bias, target[:, :, i], ln_w, ln_b)
-            outs.append(torch.matmul(q[:, :, i], W) + bias - torch.matmul(eta_attn[:, :, i] + eta[:, :, i], grad))
-            W = W - torch.matmul(eta_last_k[:, :, i].transpose(-1, -2), grad)
-            bias = bias - (eta_last[:, :, i] * grad).sum(-2, keepdim=True)
-        z = torch.stack(outs, dim=2)
-        out = q + cls.layer_norm(z, ln_w.unsqueeze(2), ln_b.unsqueeze(2))[0]
+            grad = cls.loss_grad(torch.baddbmm(bias, k[i], W), ln_b_minus_target[i], ln_w_bh)
+            outs.append(torch.baddbmm(torch.baddbmm(bias, q[i], W), mix[i], grad, alpha=-1))
+            W = torch.baddbmm(W, k_last[i], grad, alpha=-1)
+            bias = torch.baddbmm(bias, eta_last[i], grad, alpha=-1)
+        z = torch.stack(outs, dim=0).reshape(n, b, h, m, d).permute(1, 2, 0, 3, 4)  # (b, h, n, m, d)
+        out = q.reshape(n, b, h, m, d).permute(1, 2, 0, 3, 4) + cls.layer_norm(z, ln_w.unsqueeze(2), ln_b.unsqueeze(2))[0]
         return out.reshape(b, h, n * m, d)[:, :, :L]
 
     @classmethod
