@@ -16,10 +16,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from genesys.lmade import SCALES, build_lm, seeds
 from genesys.lmade.scales import gpt_mlp_hidden
+from torch import nn
 
 
 class PlainRMSNorm(nn.Module):
