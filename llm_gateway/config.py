@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 ENV_PREFIX = "GENESYS_GATEWAY_"
 ROLES = ("proposer", "reviewer", "planner", "coder", "observer")
