@@ -30,6 +30,13 @@ def test_experiment_design_budget_flow(run, tmp_path):
     assert created["name"] == "cli" and created["stats"]["designs"] == 1
     assert [e["name"] for e in run("experiment", "list", "--json")] == ["cli"]
     assert run("experiment", "show", "cli", "--json")["config_version"] == 1
+    paused = run("experiment", "update", "cli", "--state", "paused", "--json")
+    assert paused["state"] == "EXPERIMENT_STATE_PAUSED"
+    updated = run("experiment", "update", "cli", "--state", "active", "--config-json",
+                  '{"ladder": {"rungs": [{"name": "micro", "budget": 3}, {"name": "tiny"}]}}',
+                  "--json")
+    assert updated["config_version"] == 2 and updated["state"] == "EXPERIMENT_STATE_ACTIVE"
+    run("experiment", "update", "cli", code=2)
     seed = run("design", "list", "cli", "--json")[0]
     path = tmp_path / "mine.py"
     path.write_text(seed_source("gpt").replace("CONFIG = {", "CONFIG = {'cli': 1, ", 1))

@@ -56,6 +56,7 @@ COMMANDS: Registry = {
         "create": ("genesys.cli.experiment:create_cmd", "Create an experiment (registers seeds)."),
         "list": ("genesys.cli.experiment:list_cmd", "List experiments."),
         "show": ("genesys.cli.experiment:show_cmd", "Show an experiment and its config."),
+        "update": ("genesys.cli.experiment:update_cmd", "Pause/resume/finish an experiment or replace its config."),
     },
     "leaderboard": ("genesys.cli.experiment:leaderboard_cmd", "Designs ranked by fitness or rung score."),
     "report": ("genesys.cli.report:report_cmd", "Write an experiment's report: PNG plots + HTML leaderboard."),

@@ -33,6 +33,33 @@ def create_cmd(client, name: str, ladder: str, seeds: tuple[str, ...], descripti
     emit(exp, as_json, lambda: [f"created experiment {exp.name} with {exp.stats.designs} seed designs"])
 
 
+@click.command("update")
+@click.argument("name")
+@click.option("--state", default="", type=click.Choice(["", "active", "paused", "finished"]),
+              help="Paused experiments lease no new jobs.")
+@click.option("--config-json", "config_json", default="",
+              help="Replace the config (a full ExperimentConfig as JSON; bumps its version).")
+@json_option
+@coordinator_command
+def update_cmd(client, name: str, state: str, config_json: str, as_json: bool) -> None:
+    """Change an experiment's state or replace its config (admin)."""
+    from google.protobuf.json_format import Parse, ParseError
+
+    from genesys.v1 import experiment_pb2
+
+    if not state and not config_json:
+        raise click.UsageError("nothing to change: give --state and/or --config-json")
+    config = None
+    if config_json:
+        config = experiment_pb2.ExperimentConfig()
+        try:
+            Parse(config_json, config)
+        except ParseError as e:
+            raise click.BadParameter(str(e), param_hint="--config-json") from None
+    exp = client.update_experiment(name, config, state)
+    emit(exp, as_json, lambda: _experiment_lines(exp))
+
+
 def _experiment_lines(exp):
     from genesys.v1 import experiment_pb2
 
