@@ -41,6 +41,9 @@ class CheckSettings:
     causal_tolerance: float = 1e-4  # max change relative to the largest |logit| (fp32)
     train_steps: int = 12
     lr: float = 3e-3
+    efficiency_batch: int = 2  # efficiency is measured on longer sequences, where the
+    efficiency_seq_len: int = 512  # ladder trains, not on the tiny training batches
+    efficiency_steps: int = 4
     time_factor: float = 3.0  # step time limit relative to the GPT seed
     memory_factor: float = 4.0  # peak memory limit relative to the GPT seed
     loss_factor: float = 3.0  # final loss limit relative to the GPT seed

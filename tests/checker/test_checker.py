@@ -14,7 +14,7 @@ from genesys.lmade.checker import CHECK_NAMES, DEFAULT_LIMITS, CheckSettings, ch
 BROKEN = Path(__file__).resolve().parent / "broken"
 PWNED = ("/tmp/genesys-checker-pwned-shell", "/tmp/genesys-checker-pwned-write")
 HOSTILE_LIMITS = replace(DEFAULT_LIMITS, wall_s=60, cpu_s=20, memory_mb=3072)
-FAST = CheckSettings(train_steps=8)
+FAST = CheckSettings(train_steps=8, efficiency_steps=2)
 
 # design file -> (the check that must fail, words its message must contain)
 EXPECTED = {
@@ -27,7 +27,8 @@ EXPECTED = {
     "loss_flat": ("effectiveness", ["does not fall"]),
     "too_slow": ("efficiency", ["too slow", "GPT step time"]),
     "infinite_loop": ("forward", ["endless loop"]),
-    "unbounded_alloc": ("forward", ["out of memory", "line 17"]),
+    "unbounded_alloc": ("forward", ["out of memory", "line 17, in _forward",
+                                    "self.history.append(torch.ones(64, 1024, 1024))"]),
     "fork_bomb": ("init", ["forbidden operation", "os.fork"]),
     "socket_open": ("forward", ["forbidden operation", "socket"]),
     "shell_command": ("init", ["forbidden operation", "os.system"]),
@@ -38,7 +39,7 @@ EXPECTED = {
     "os_exit": ("init", ["ended the process", "code 0"]),
     "sigkill_self": ("forward", ["SIGKILL"]),
 }
-LIMITS = {"infinite_loop": replace(HOSTILE_LIMITS, cpu_s=8, wall_s=40)}
+LIMITS = {"infinite_loop": replace(HOSTILE_LIMITS, cpu_s=8, wall_s=20)}
 
 
 def test_corpus_covers_every_file():
@@ -66,14 +67,6 @@ def test_broken_design_fails_at_the_right_check(name):
 
 
 @pytest.mark.slow
-def test_unused_parameter_is_a_warning_only():
-    report = check(BROKEN / "unused_param.py", limits=HOSTILE_LIMITS, settings=FAST)
-    assert report.valid, report.to_json()
-    warning = next(c.warning for c in report.checks if c.name == "differentiability")
-    assert "unused" in warning and "blocks.0.spare.weight (unit Block)" in warning
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", seeds.names())
 def test_seed_is_valid(seed):
     report = check(seed)
@@ -83,10 +76,3 @@ def test_seed_is_valid(seed):
     data = json.loads(report.to_json())
     assert {"valid", "digest", "checks", "params", "seconds"} <= set(data)
     assert {"name", "passed", "message"} <= set(data["checks"][0])
-
-
-def test_traceback_points_at_design_file_lines():
-    report = check(BROKEN / "unbounded_alloc.py", limits=HOSTILE_LIMITS, settings=FAST)
-    source_line = (BROKEN / "unbounded_alloc.py").read_text().splitlines()[16]
-    assert "line 17, in _forward" in report.failed.message
-    assert source_line.strip() in report.failed.message

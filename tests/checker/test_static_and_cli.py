@@ -67,7 +67,10 @@ def test_cli_invalid_design_exits_1_with_json():
 
 
 @pytest.mark.slow
-def test_cli_valid_seed_exits_0():
-    result = CliRunner().invoke(cli, ["check", "gpt", "--timeout", "120"])
+def test_cli_valid_design_with_an_unused_parameter_exits_0():
+    """Unused parameters are a warning that names them; the design stays valid."""
+    result = CliRunner().invoke(cli, ["check", str(BROKEN / "unused_param.py")])
     assert result.exit_code == 0, result.output
-    assert "VALID design=gpt" in result.output
+    assert "VALID design=unused_param" in result.output
+    assert "unused parameter(s)" in result.output
+    assert "blocks.0.spare.weight (unit Block)" in result.output

@@ -7,7 +7,7 @@ from genesys.lmade import GAUBase
 class Block(GAUBase):
     """A deep tanh recurrence over positions."""
 
-    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, depth=4,
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, depth=2,
                  **kwargs):
         super().__init__(embed_dim, block_loc, kwarg_all)
         self.depth = depth
@@ -24,4 +24,4 @@ class Block(GAUBase):
 
 
 ROOT = "Block"
-CONFIG = {"depth": 4}
+CONFIG = {"depth": 2}
