@@ -68,7 +68,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def echo_rate(address: str, callers: int, seconds: float) -> float:
+async def echo_rate(address: str, callers: int, seconds: float, pid: int) -> tuple[float, float]:
+    """RPC/s of the echo server, and its CPU ms per RPC."""
+    cpu_before = cpu_seconds(pid)
     channels = [grpc.aio.insecure_channel(address) for _ in range(4)]
     calls = [c.unary_unary("/bench.Echo/Echo") for c in channels]
     payload = b"x" * 64
@@ -85,7 +87,7 @@ async def echo_rate(address: str, callers: int, seconds: float) -> float:
     await asyncio.gather(*(caller(i) for i in range(callers)))
     for c in channels:
         await c.close()
-    return done / seconds
+    return done / seconds, 1000 * (cpu_seconds(pid) - cpu_before) / max(1, done)
 
 
 class Load:
@@ -168,7 +170,8 @@ class Load:
             await c.close()
 
 
-async def run(args: argparse.Namespace, address: str, token: str, echo: str, pid: int) -> None:
+async def run(args: argparse.Namespace, address: str, token: str, echo: str, pid: int,
+              echo_pid: int) -> None:
     from genesys.client import Coordinator
 
     with Coordinator(address, token) as admin:
@@ -181,8 +184,9 @@ async def run(args: argparse.Namespace, address: str, token: str, echo: str, pid
     idle = await load.register(args.idle, [job_pb2.WORKER_ROLE_VERIFY])
     print(f"registered {len(active)} active + {len(idle)} idle workers")
 
-    echo_rps = await echo_rate(echo, args.workers, args.seconds / 2)
-    print(f"echo baseline: {echo_rps:,.0f} RPC/s ({args.workers} concurrent callers)")
+    echo_rps, echo_cpu = await echo_rate(echo, args.workers, args.seconds / 2, echo_pid)
+    print(f"echo baseline: {echo_rps:,.0f} RPC/s ({args.workers} concurrent callers), "
+          f"server CPU {echo_cpu:.3f} ms/RPC")
 
     work = args.work_ms / 1000
     saturated = await load.cycles(active, args.seconds)
@@ -203,7 +207,8 @@ async def run(args: argparse.Namespace, address: str, token: str, echo: str, pid
         print(f"{label}: {r['cycles_per_s']:,.0f} lease+complete cycles/s, lease latency "
               f"p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms, duplicate completions "
               f"{r['duplicates']}, RPC/s ratio vs echo {ratio:.2f}, server CPU "
-              f"{r['server_cpu_ms']:.2f} ms/cycle")
+              f"{r['server_cpu_ms']:.2f} ms/cycle (echo CPU per RPC / coordinator CPU per RPC "
+              f"{2 * echo_cpu / r['server_cpu_ms']:.2f})")
     print(f"heartbeats sent: {beats}; p99 change with idle workers: "
           f"{loaded['p99_ms'] / paced['p99_ms']:.2f}x")
 
@@ -222,7 +227,7 @@ def main() -> int:
         echo, echo_address = spawn([sys.executable, "-c", ECHO_SERVER])
         try:
             token = (Path(data_dir) / "token").read_text().strip()
-            asyncio.run(run(args, address, token, echo_address, server.pid))
+            asyncio.run(run(args, address, token, echo_address, server.pid, echo.pid))
             print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         finally:
             for proc in (server, echo):
