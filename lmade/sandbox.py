@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib.util
 import json
 import os
 import secrets
@@ -55,6 +56,7 @@ _MAX_EVENTS_KEPT = 1000
 _MAX_LINE = 64 * 1024 * 1024
 _STDERR_TAIL = 4000
 _SIGNAL_GRACE_S = 1.0
+_GENESYS_SUBPACKAGES = ("lmade", "designer", "gpu_agent", "server", "llm_gateway")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Limits:
     env: Mapping[str, str] = field(default_factory=dict)
     scratch_dir: str | None = None  # kept afterwards; default: a temp dir removed after
     isolate: bool = True  # use namespaces / uid drop where the OS allows
+    hidden_dirs: tuple[str, ...] = ()  # also hidden (besides home and source checkout)
     grace_s: float = 0.0  # on timeout or cancel: SIGTERM the worker, kill it this much later
 
 
@@ -154,17 +157,58 @@ def isolation() -> Isolation:
     return Isolation(tuple(prefix), True, root, tuple(enforced), ())
 
 
-def _hidden_dirs(paths: list[str]) -> dict[str, list[str]]:
-    """Ancestors that other users cannot enter -> the needed paths beneath them."""
+def _private_dirs() -> tuple[str, ...]:
+    """Dirs hidden by default: the parent's home (tokens, keys, caches) and the source
+    checkout holding this package, minus what the child needs from them."""
+    dirs = [os.path.expanduser("~")]
+    checkout = next((p for p in _PACKAGE_DIR.parents if (p / ".git").exists()), None)
+    if checkout is not None:
+        dirs.append(str(checkout))
+    return tuple(os.path.realpath(d) for d in dirs if d not in ("/", "~"))
+
+
+def _code_dirs(target: str) -> list[str]:
+    """Folders the child imports code from: every genesys subpackage (an editable install
+    maps them to separate folders) and the target's own top-level package."""
+    names = [f"genesys.{sub}" for sub in _GENESYS_SUBPACKAGES]
+    top = target.split(":")[0].split(".")[0]
+    if top != "genesys":
+        names.append(top)
+    dirs = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)  # imports at most the parent package
+        except (ImportError, ValueError):
+            continue
+        if spec is not None:
+            dirs += list(spec.submodule_search_locations or [])
+            if spec.origin and not spec.submodule_search_locations:
+                dirs.append(os.path.dirname(spec.origin))
+    return dirs
+
+
+def _hidden_dirs(paths: list[str], private: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Dirs to cover with an empty tmpfs -> the needed paths to bind back beneath them:
+    ancestors of needed paths that other users cannot enter, and the private dirs."""
+    def under(path: str, root: str) -> bool:
+        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
     hide: dict[str, list[str]] = {}
+    for root in private:
+        if os.path.isdir(root) and not any(under(root, p) for p in paths):
+            hide[root] = []
     for path in sorted(set(paths)):
-        for ancestor in reversed(Path(path).parents[:-1]):  # from the top, skipping "/"
-            if not os.stat(ancestor).st_mode & stat.S_IXOTH:
-                keep = hide.setdefault(str(ancestor), [])
-                if not any(path.startswith(k + os.sep) or path == k for k in keep):
-                    keep.append(path)
-                break
-    return hide
+        covering = [h for h in hide if under(path, h)]
+        if not covering:
+            for ancestor in reversed(Path(path).parents[:-1]):  # from the top, skipping "/"
+                if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+                    covering = [str(ancestor)]
+                    break
+        for root in covering[:1]:
+            keep = hide.setdefault(root, [])
+            if not any(under(path, k) for k in keep):
+                keep.append(path)
+    return dict(sorted(hide.items()))
 
 
 def _jail_config(limits: Limits, scratch: str, read_roots: list[str]) -> dict:
@@ -173,18 +217,19 @@ def _jail_config(limits: Limits, scratch: str, read_roots: list[str]) -> dict:
         "mount": shutil.which("mount"), "setpriv": shutil.which("setpriv"),
         "uid": SANDBOX_UID if isolation().drop_uid else None,
         "writable": writable,
-        "hide": _hidden_dirs([p for p in read_roots + writable if os.path.exists(p)]),
+        "hide": _hidden_dirs([p for p in read_roots + writable if os.path.exists(p)],
+                             _private_dirs() + tuple(limits.hidden_dirs)),
         "parent_mnt_ns": os.readlink("/proc/self/ns/mnt"),
         "loopback": not limits.network,
     }
 
 
-def _read_roots(limits: Limits, scratch: str) -> list[str]:
+def _read_roots(limits: Limits, scratch: str, target: str = "") -> list[str]:
     paths = sysconfig.get_paths()
     roots = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"],
              str(_PACKAGE_DIR), *site.getsitepackages(), *limits.readable_dirs,
-             *limits.pythonpath, scratch]
+             *limits.pythonpath, scratch, *_code_dirs(target)]
     import genesys
 
     roots += list(genesys.__path__)
@@ -289,7 +334,7 @@ class _Run:
         status_r, status_w = os.pipe()
         control_r, control_w = os.pipe()
         child_fds = (events_w, status_w, control_r)
-        read_roots = _read_roots(self.limits, scratch)
+        read_roots = _read_roots(self.limits, scratch, self.target)
         prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
         cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), *map(str, child_fds)]
         if self.iso.jail:

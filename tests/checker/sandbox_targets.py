@@ -122,3 +122,10 @@ def loopback(payload: dict, emit) -> dict:
     except OSError as exc:
         host = f"unreachable: {exc}"
     return {"inside": got.decode(), "host": host}
+
+
+def imports(payload: dict, emit) -> list[str]:
+    """Import modules by name inside the child (code folders must stay visible)."""
+    import importlib
+
+    return [importlib.import_module(name).__name__ for name in payload["modules"]]

@@ -10,7 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from genesys.lmade.sandbox import Limits, _hidden_dirs, _read_roots, isolation, run_sandboxed
+from genesys.lmade.sandbox import (
+    Limits,
+    _hidden_dirs,
+    _private_dirs,
+    _read_roots,
+    isolation,
+    run_sandboxed,
+)
 
 HERE = str(Path(__file__).resolve().parent)
 
@@ -154,7 +161,8 @@ def test_os_layer_holds_without_the_hook(tmp_path):
     """A shell (which the audit hook cannot see into) still cannot write outside the
     scratch dir, see what private dirs hold, or keep any capability."""
     marker = tmp_path / "from-shell"
-    hidden = _hidden_dirs(_read_roots(Limits(), str(tmp_path)))
+    roots = _read_roots(Limits(pythonpath=(HERE,)), str(tmp_path), "sandbox_targets:shell")
+    hidden = _hidden_dirs(roots, _private_dirs())
     listings = "; ".join(f"echo {d}: $(ls -A {d})" for d in hidden)
     cmd = (f"touch {marker}; echo write=$?; touch /dev/shm/genesys-probe; echo shm=$?; "
            f"touch ./inside && echo scratch=ok; grep CapEff /proc/self/status; {listings}")
@@ -201,3 +209,17 @@ def test_guard_alone_blocks_without_os_isolation(name, payload, needle):
     result = run(name, payload, isolate=False)
     assert result.reason == "blocked" and needle in result.error
     assert result.isolation["missing"]
+
+
+@pytest.mark.skipif(not isolation().jail, reason="no file-system jail on this machine")
+def test_home_and_checkout_hidden_but_code_importable():
+    checkout = Path(__file__).resolve().parents[2]
+    if str(checkout) not in _private_dirs():
+        pytest.skip("not running from a git checkout")
+    cmd = f"ls -A {checkout}; test -e {checkout}/pyproject.toml || echo pyproject-hidden"
+    result = run("shell", {"cmd": cmd}, allow_subprocess=True)
+    assert result.ok, result.error
+    assert "pyproject-hidden" in result.value["out"]
+    assert "README.md" not in result.value["out"].split()
+    result = run("imports", {"modules": ["genesys.designer", "genesys.design"]})
+    assert result.ok, result.error
