@@ -13,3 +13,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def searchable_tmp_path(tmp_path):
+    """tmp_path with its temp-dir ancestors made searchable (0755): sandboxed children run
+    as another uid (as root) and must reach job dirs below it (pytest creates 0700 dirs)."""
+    import tempfile
+    from pathlib import Path
+
+    for folder in (tmp_path, *tmp_path.parents):
+        if folder == Path(tempfile.gettempdir()) or folder == Path(folder.anchor):
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)
+    return tmp_path

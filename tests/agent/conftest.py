@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,8 @@ from .procs import AgentProcess, CoordinatorProcess, free_tcp_port
 
 
 @pytest.fixture
-def work_root(tmp_path: Path) -> Path:
-    """tmp_path made searchable: the sandboxed child runs as another uid (as root) and
-    must reach the job's scratch dir (pytest creates its folders with mode 0700)."""
-    for folder in (tmp_path, *tmp_path.parents):
-        if folder == Path(tempfile.gettempdir()):
-            break
-        folder.chmod(folder.stat().st_mode | 0o755)
-    return tmp_path
+def work_root(searchable_tmp_path: Path) -> Path:
+    return searchable_tmp_path
 
 
 @pytest.fixture

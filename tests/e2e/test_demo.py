@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from genesys.gpu_agent.demo import DemoSettings, run_demo
 
 pytestmark = pytest.mark.slow
@@ -18,10 +17,8 @@ def _settings(root: Path, designs: int, **changes) -> DemoSettings:
                         corpus_mb=2.0, timeout_s=900, progress=False, **changes)
 
 
-def test_demo_verifies_seeds_evolves_designs_and_writes_a_report(tmp_path: Path):
-    root = tmp_path / "demo"
-    root.mkdir(mode=0o755)
-    tmp_path.chmod(0o755)  # the sandboxed children run as another uid
+def test_demo_verifies_seeds_evolves_designs_and_writes_a_report(searchable_tmp_path: Path):
+    root = searchable_tmp_path / "demo"
     result = run_demo(_settings(root, designs=3), say=lambda message: None)
 
     seeds = [row for row in result.leaderboard if row["seed"]]
