@@ -2,6 +2,7 @@
 
 from genesys.design import Design, DesignFormatError, Unit, UnitDecl, load_design
 
+from .checker import CheckReport, CheckSettings, check
 from .gau import GAUBase, GAUShapeError
 from .model import GenesysLM, autotune, build_lm, count_params
 from .scales import LADDER, SCALES, Scale, get_scale
@@ -9,6 +10,8 @@ from .scales import LADDER, SCALES, Scale, get_scale
 __all__ = [
     "LADDER",
     "SCALES",
+    "CheckReport",
+    "CheckSettings",
     "Design",
     "DesignFormatError",
     "GAUBase",
@@ -19,6 +22,7 @@ __all__ = [
     "UnitDecl",
     "autotune",
     "build_lm",
+    "check",
     "count_params",
     "get_scale",
     "load_design",
