@@ -18,8 +18,9 @@ from genesys.design import Design, DesignFormatError, load_design
 
 ALLOWED_IMPORTS = frozenset({
     "torch", "math", "typing", "functools", "itertools", "operator", "collections",
-    "dataclasses", "numbers", "__future__", "genesys.lmade",
+    "dataclasses", "numbers", "__future__",
 })
+GENESYS_IMPORTS = frozenset({"genesys.lmade", "genesys.lmade.gau", "genesys.design"})
 OPTIONAL_IMPORTS = frozenset({"einops"})  # allowed when installed
 # Attribute names that reach the OS, files, the network or native code from torch & co.
 DENIED_ATTRIBUTES = frozenset({
@@ -61,6 +62,8 @@ def check_source(source: str, name: str | None = None) -> StaticResult:
 
 
 def _allowed(module: str) -> bool:
+    if module in GENESYS_IMPORTS:
+        return True
     for allowed in ALLOWED_IMPORTS | OPTIONAL_IMPORTS:
         if module == allowed or module.startswith(allowed + "."):
             return allowed not in OPTIONAL_IMPORTS or importlib.util.find_spec(allowed) is not None
@@ -83,13 +86,13 @@ def _check_imports(tree: ast.Module, errors: list[str]) -> set[str]:
                 errors.append(f"line {node.lineno}: import from {module!r} is not allowed; "
                               f"designs may import only {_allowed_text()}")
             for alias in node.names:
-                if module != "genesys.lmade":
+                if module not in GENESYS_IMPORTS:
                     names.add(alias.asname or alias.name)
     return names
 
 
 def _allowed_text() -> str:
-    return ", ".join(sorted(ALLOWED_IMPORTS | OPTIONAL_IMPORTS))
+    return ", ".join(sorted(ALLOWED_IMPORTS | OPTIONAL_IMPORTS | {"genesys.lmade"}))
 
 
 def _chain_root(node: ast.AST) -> str | None:

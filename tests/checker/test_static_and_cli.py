@@ -74,3 +74,11 @@ def test_cli_valid_design_with_an_unused_parameter_exits_0():
     assert "VALID design=unused_param" in result.output
     assert "unused parameter(s)" in result.output
     assert "blocks.0.spare.weight (unit Block)" in result.output
+
+
+@pytest.mark.parametrize("line", ["import genesys.lmade.sandbox", "import subprocess",
+                                  "from genesys.lmade.trainer import train"])
+def test_only_listed_modules_may_be_imported(line):
+    source = GOOD.replace("import torch\n", f"import torch\n{line}\n", 1)
+    result = check_source(source)
+    assert any("is not allowed; designs may import only" in e for e in result.errors)
