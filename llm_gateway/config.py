@@ -102,7 +102,7 @@ def embedded_default() -> dict[str, Any]:
     # Eager mode with an explicit KV cache size skips torch.compile and the warm-up runs,
     # which take minutes on a small CPU machine. Without free whitespace a small model
     # cannot loop on blanks inside constrained JSON.
-    launch = {"extra_args": [
+    launch = {"startup_timeout_s": 1200.0, "extra_args": [
         "--kv-cache-memory-bytes", str(1 << 30), "--enforce-eager",
         "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
     ]}

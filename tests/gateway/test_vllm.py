@@ -18,7 +18,7 @@ from genesys.llm_gateway.config import default_vllm_venv
 from genesys.llm_gateway.prepare import prepare_model, prepare_vllm
 from genesys.v1 import llm_gateway_pb2 as pb
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(1100)]
+pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("GENESYS_TEST_VLLM_DATA_DIR", REPO / ".genesys"))
@@ -38,7 +38,7 @@ def test_gateway_serves_smollm2_on_vllm(gateway):
     converted = time.monotonic()
     gw = gateway(None, data_dir=DATA_DIR, env={"GENESYS_GATEWAY_HEALTH_INTERVAL_S": "1"})
     with LLM(gw.address, caller="ci", experiment="vllm-test", timeout=120) as llm:
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 1500
         while True:
             [model] = llm.models()
             if model.replicas[0].state == pb.REPLICA_STATE_HEALTHY:
