@@ -34,6 +34,7 @@ DEFAULT_BENCHMARKS = {
     "arc_challenge": 0.25, "winogrande": 0.5, "openbookqa": 0.25,
 }
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+PARENT_POLICIES = ("", "quadrant", "uniform")  # SelectionConfig.parent_policy
 
 
 def parse_ladder(spec: str) -> list[experiment_pb2.Rung]:
@@ -117,6 +118,9 @@ def validate(name: str, config: experiment_pb2.ExperimentConfig) -> None:
     for field in ("p_explore", "fitness_cut", "confidence_cut", "noise", "min_advantage"):
         if not 0 <= getattr(s, field) <= 1:
             raise InvalidArgument(f"config.selection.{field}", "must be within [0, 1]")
+    if s.parent_policy not in PARENT_POLICIES:
+        raise InvalidArgument("config.selection.parent_policy",
+                              f"{s.parent_policy!r} is not one of {', '.join(PARENT_POLICIES[1:])}")
     m = config.design_mix
     for field in ("mutation", "crossover", "scratch"):
         if getattr(m, field) < 0:

@@ -266,7 +266,14 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
     @handler
     def CompleteJob(self, req, caller):
         job, again = self.sched.complete(req, caller)
-        return scheduler_pb2.CompleteJobResponse(job=job, already_completed=again)
+        out = scheduler_pb2.CompleteJobResponse(job=job, already_completed=again)
+        if req.lease_next:  # eager dispatch: one RPC per cycle for busy workers
+            leased = self.sched.try_lease(scheduler_pb2.LeaseJobRequest(worker_id=req.worker_id),
+                                          caller)
+            if leased:
+                out.next_job.CopyFrom(leased[0])
+                out.next_lease.CopyFrom(leased[1])
+        return out
 
     @handler
     def FailJob(self, req, caller):

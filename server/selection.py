@@ -126,6 +126,8 @@ def select_parents(designs: list[design_pb2.Design], count: int, config: experim
     usable = [d for d in designs if d.state != Q.DESIGN_STATE_FAILED] or list(designs)
     if count <= 0 or not usable:
         return [], "no parents"
+    if config.selection.parent_policy == "uniform":  # the ablation baseline
+        return rng.sample(usable, min(count, len(usable))), "uniform"
     if not any(d.results for d in usable):
         seeds = [d for d in usable if d.seed] or usable
         return _ranked_pick(seeds, count, rng, config.selection.noise), "seeds (nothing ranked yet)"

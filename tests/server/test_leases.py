@@ -242,3 +242,17 @@ def test_the_whole_protocol_on_the_mongodb_store(make_server, tmp_path):
         with pytest.raises(CoordinatorError) as err:
             admin.submit_design(exp, source=admin.get_design(job.payload["design_id"]).source)
         assert err.value.existing_id == job.payload["design_id"]
+
+
+def test_complete_can_hand_over_the_next_job(admin, worker):
+    exp = make_exp(admin, seeds=("gpt",), open_design_jobs=1000)
+    w = worker(roles=("design",))
+    job, seen = w.lease_job(timeout=0), []
+    for _ in range(4):
+        seen.append(job.id)
+        job = w.next_leased(w.complete(job, lease_next=True))
+    admin.update_experiment(exp, state="paused")
+    assert w.next_leased(w.complete(job, lease_next=True)) is None, "nothing to hand over"
+    seen.append(job.id)
+    assert len(set(seen)) == 5
+    assert {j.id for j in admin.list_jobs(exp, state="succeeded")} == set(seen)

@@ -341,16 +341,24 @@ class Coordinator:
 
     def complete(self, job: LeasedJob, *, metrics: Mapping[str, float] | None = None,
                  metrics_json: str | Mapping = "", design_id: str = "", wall_seconds: float = 0.0,
-                 tokens_trained: int = 0, log_tail: str = "") -> scheduler_pb2.CompleteJobResponse:
-        """Report success (idempotent: a retry returns already_completed=True)."""
+                 tokens_trained: int = 0, log_tail: str = "", lease_next: bool = False
+                 ) -> scheduler_pb2.CompleteJobResponse:
+        """Report success (idempotent: a retry returns already_completed=True). With
+        `lease_next`, the response may carry the next job (see `next_leased`)."""
         if not isinstance(metrics_json, str):
             metrics_json = json.dumps(metrics_json)
         result = job_pb2.JobResult(metrics=dict(metrics or {}), metrics_json=metrics_json,
                                    design_id=design_id, wall_seconds=wall_seconds,
                                    tokens_trained=tokens_trained, log_tail=log_tail)
         req = scheduler_pb2.CompleteJobRequest(job_id=job.id, fencing_token=job.fencing_token,
-                                               worker_id=self.worker_id, result=result)
+                                               worker_id=self.worker_id, result=result,
+                                               lease_next=lease_next)
         return self._call(self.scheduler.CompleteJob, req)
+
+    @staticmethod
+    def next_leased(reply: scheduler_pb2.CompleteJobResponse) -> LeasedJob | None:
+        """The job a `complete(..., lease_next=True)` reply handed over, if any."""
+        return LeasedJob(reply.next_job, reply.next_lease) if reply.HasField("next_job") else None
 
     def fail(self, job: LeasedJob, error: str, retryable: bool = True) -> job_pb2.Job:
         req = scheduler_pb2.FailJobRequest(job_id=job.id, fencing_token=job.fencing_token,

@@ -25,33 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgenesys/v1/experiment.proto\x12\ngenesys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\x04Rung\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62udget\x18\x02 \x01(\x05\x12\x19\n\x11tokens_per_design\x18\x03 \x01(\x03\x12\x18\n\x10min_memory_bytes\x18\x04 \x01(\x03\x12\x15\n\rlease_seconds\x18\x05 \x01(\x05\"H\n\x0cLadderConfig\x12\x1f\n\x05rungs\x18\x01 \x03(\x0b\x32\x10.genesys.v1.Rung\x12\x17\n\x0fselection_ratio\x18\x02 \x01(\x01\"\x85\x01\n\x0fSelectionConfig\x12\x11\n\tp_explore\x18\x01 \x01(\x01\x12\x13\n\x0b\x66itness_cut\x18\x02 \x01(\x01\x12\x16\n\x0e\x63onfidence_cut\x18\x03 \x01(\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\r\n\x05noise\x18\x05 \x01(\x01\x12\x15\n\rmin_advantage\x18\x06 \x01(\x01\"\xa6\x01\n\tDesignMix\x12\x10\n\x08mutation\x18\x01 \x01(\x01\x12\x11\n\tcrossover\x18\x02 \x01(\x01\x12\x0f\n\x07scratch\x18\x03 \x01(\x01\x12\x18\n\x10\x63rossover_unlock\x18\x04 \x01(\x05\x12\x16\n\x0escratch_unlock\x18\x05 \x01(\x05\x12\x13\n\x0bmax_designs\x18\x06 \x01(\x05\x12\x1c\n\x14max_open_design_jobs\x18\x07 \x01(\x05\"[\n\tBenchmark\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0frandom_baseline\x18\x02 \x01(\x01\x12\x17\n\x0flower_is_better\x18\x03 \x01(\x08\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"V\n\x0eLlmRoleBinding\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"8\n\tJobPolicy\x12\x15\n\rlease_seconds\x18\x01 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x02 \x01(\x05\"\xb9\x02\n\x10\x45xperimentConfig\x12(\n\x06ladder\x18\x01 \x01(\x0b\x32\x18.genesys.v1.LadderConfig\x12.\n\tselection\x18\x02 \x01(\x0b\x32\x1b.genesys.v1.SelectionConfig\x12)\n\ndesign_mix\x18\x03 \x01(\x0b\x32\x15.genesys.v1.DesignMix\x12)\n\nbenchmarks\x18\x04 \x03(\x0b\x32\x15.genesys.v1.Benchmark\x12-\n\tllm_roles\x18\x05 \x03(\x0b\x32\x1a.genesys.v1.LlmRoleBinding\x12\r\n\x05seeds\x18\x06 \x03(\t\x12#\n\x04jobs\x18\x07 \x01(\x0b\x32\x15.genesys.v1.JobPolicy\x12\x12\n\nextra_json\x18\x08 \x01(\t\"f\n\x0f\x45xperimentStats\x12\x0f\n\x07\x64\x65signs\x18\x01 \x01(\x05\x12\x18\n\x10verified_designs\x18\x02 \x01(\x05\x12\x13\n\x0bqueued_jobs\x18\x03 \x01(\x05\x12\x13\n\x0bleased_jobs\x18\x04 \x01(\x05\"\xad\x02\n\nExperiment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12,\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1c.genesys.v1.ExperimentConfig\x12\x16\n\x0e\x63onfig_version\x18\x04 \x01(\x05\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.genesys.v1.ExperimentState\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05stats\x18\x08 \x01(\x0b\x32\x1b.genesys.v1.ExperimentStats*\x8c\x01\n\x0f\x45xperimentState\x12 \n\x1c\x45XPERIMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_STATE_ACTIVE\x10\x01\x12\x1b\n\x17\x45XPERIMENT_STATE_PAUSED\x10\x02\x12\x1d\n\x19\x45XPERIMENT_STATE_FINISHED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgenesys/v1/experiment.proto\x12\ngenesys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\x04Rung\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62udget\x18\x02 \x01(\x05\x12\x19\n\x11tokens_per_design\x18\x03 \x01(\x03\x12\x18\n\x10min_memory_bytes\x18\x04 \x01(\x03\x12\x15\n\rlease_seconds\x18\x05 \x01(\x05\"H\n\x0cLadderConfig\x12\x1f\n\x05rungs\x18\x01 \x03(\x0b\x32\x10.genesys.v1.Rung\x12\x17\n\x0fselection_ratio\x18\x02 \x01(\x01\"\x9c\x01\n\x0fSelectionConfig\x12\x11\n\tp_explore\x18\x01 \x01(\x01\x12\x13\n\x0b\x66itness_cut\x18\x02 \x01(\x01\x12\x16\n\x0e\x63onfidence_cut\x18\x03 \x01(\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\r\n\x05noise\x18\x05 \x01(\x01\x12\x15\n\rmin_advantage\x18\x06 \x01(\x01\x12\x15\n\rparent_policy\x18\x07 \x01(\t\"\xa6\x01\n\tDesignMix\x12\x10\n\x08mutation\x18\x01 \x01(\x01\x12\x11\n\tcrossover\x18\x02 \x01(\x01\x12\x0f\n\x07scratch\x18\x03 \x01(\x01\x12\x18\n\x10\x63rossover_unlock\x18\x04 \x01(\x05\x12\x16\n\x0escratch_unlock\x18\x05 \x01(\x05\x12\x13\n\x0bmax_designs\x18\x06 \x01(\x05\x12\x1c\n\x14max_open_design_jobs\x18\x07 \x01(\x05\"[\n\tBenchmark\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0frandom_baseline\x18\x02 \x01(\x01\x12\x17\n\x0flower_is_better\x18\x03 \x01(\x08\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"V\n\x0eLlmRoleBinding\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\"8\n\tJobPolicy\x12\x15\n\rlease_seconds\x18\x01 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x02 \x01(\x05\"\xb9\x02\n\x10\x45xperimentConfig\x12(\n\x06ladder\x18\x01 \x01(\x0b\x32\x18.genesys.v1.LadderConfig\x12.\n\tselection\x18\x02 \x01(\x0b\x32\x1b.genesys.v1.SelectionConfig\x12)\n\ndesign_mix\x18\x03 \x01(\x0b\x32\x15.genesys.v1.DesignMix\x12)\n\nbenchmarks\x18\x04 \x03(\x0b\x32\x15.genesys.v1.Benchmark\x12-\n\tllm_roles\x18\x05 \x03(\x0b\x32\x1a.genesys.v1.LlmRoleBinding\x12\r\n\x05seeds\x18\x06 \x03(\t\x12#\n\x04jobs\x18\x07 \x01(\x0b\x32\x15.genesys.v1.JobPolicy\x12\x12\n\nextra_json\x18\x08 \x01(\t\"f\n\x0f\x45xperimentStats\x12\x0f\n\x07\x64\x65signs\x18\x01 \x01(\x05\x12\x18\n\x10verified_designs\x18\x02 \x01(\x05\x12\x13\n\x0bqueued_jobs\x18\x03 \x01(\x05\x12\x13\n\x0bleased_jobs\x18\x04 \x01(\x05\"\xad\x02\n\nExperiment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12,\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1c.genesys.v1.ExperimentConfig\x12\x16\n\x0e\x63onfig_version\x18\x04 \x01(\x05\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.genesys.v1.ExperimentState\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05stats\x18\x08 \x01(\x0b\x32\x1b.genesys.v1.ExperimentStats*\x8c\x01\n\x0f\x45xperimentState\x12 \n\x1c\x45XPERIMENT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45XPERIMENT_STATE_ACTIVE\x10\x01\x12\x1b\n\x17\x45XPERIMENT_STATE_PAUSED\x10\x02\x12\x1d\n\x19\x45XPERIMENT_STATE_FINISHED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genesys.v1.experiment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXPERIMENTSTATE']._serialized_start=1533
-  _globals['_EXPERIMENTSTATE']._serialized_end=1673
+  _globals['_EXPERIMENTSTATE']._serialized_start=1556
+  _globals['_EXPERIMENTSTATE']._serialized_end=1696
   _globals['_RUNG']._serialized_start=76
   _globals['_RUNG']._serialized_end=188
   _globals['_LADDERCONFIG']._serialized_start=190
   _globals['_LADDERCONFIG']._serialized_end=262
   _globals['_SELECTIONCONFIG']._serialized_start=265
-  _globals['_SELECTIONCONFIG']._serialized_end=398
-  _globals['_DESIGNMIX']._serialized_start=401
-  _globals['_DESIGNMIX']._serialized_end=567
-  _globals['_BENCHMARK']._serialized_start=569
-  _globals['_BENCHMARK']._serialized_end=660
-  _globals['_LLMROLEBINDING']._serialized_start=662
-  _globals['_LLMROLEBINDING']._serialized_end=748
-  _globals['_JOBPOLICY']._serialized_start=750
-  _globals['_JOBPOLICY']._serialized_end=806
-  _globals['_EXPERIMENTCONFIG']._serialized_start=809
-  _globals['_EXPERIMENTCONFIG']._serialized_end=1122
-  _globals['_EXPERIMENTSTATS']._serialized_start=1124
-  _globals['_EXPERIMENTSTATS']._serialized_end=1226
-  _globals['_EXPERIMENT']._serialized_start=1229
-  _globals['_EXPERIMENT']._serialized_end=1530
+  _globals['_SELECTIONCONFIG']._serialized_end=421
+  _globals['_DESIGNMIX']._serialized_start=424
+  _globals['_DESIGNMIX']._serialized_end=590
+  _globals['_BENCHMARK']._serialized_start=592
+  _globals['_BENCHMARK']._serialized_end=683
+  _globals['_LLMROLEBINDING']._serialized_start=685
+  _globals['_LLMROLEBINDING']._serialized_end=771
+  _globals['_JOBPOLICY']._serialized_start=773
+  _globals['_JOBPOLICY']._serialized_end=829
+  _globals['_EXPERIMENTCONFIG']._serialized_start=832
+  _globals['_EXPERIMENTCONFIG']._serialized_end=1145
+  _globals['_EXPERIMENTSTATS']._serialized_start=1147
+  _globals['_EXPERIMENTSTATS']._serialized_end=1249
+  _globals['_EXPERIMENT']._serialized_start=1252
+  _globals['_EXPERIMENT']._serialized_end=1553
 # @@protoc_insertion_point(module_scope)

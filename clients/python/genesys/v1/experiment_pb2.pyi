@@ -44,20 +44,22 @@ class LadderConfig(_message.Message):
     def __init__(self, rungs: _Optional[_Iterable[_Union[Rung, _Mapping]]] = ..., selection_ratio: _Optional[float] = ...) -> None: ...
 
 class SelectionConfig(_message.Message):
-    __slots__ = ("p_explore", "fitness_cut", "confidence_cut", "seed", "noise", "min_advantage")
+    __slots__ = ("p_explore", "fitness_cut", "confidence_cut", "seed", "noise", "min_advantage", "parent_policy")
     P_EXPLORE_FIELD_NUMBER: _ClassVar[int]
     FITNESS_CUT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_CUT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     NOISE_FIELD_NUMBER: _ClassVar[int]
     MIN_ADVANTAGE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_POLICY_FIELD_NUMBER: _ClassVar[int]
     p_explore: float
     fitness_cut: float
     confidence_cut: float
     seed: int
     noise: float
     min_advantage: float
-    def __init__(self, p_explore: _Optional[float] = ..., fitness_cut: _Optional[float] = ..., confidence_cut: _Optional[float] = ..., seed: _Optional[int] = ..., noise: _Optional[float] = ..., min_advantage: _Optional[float] = ...) -> None: ...
+    parent_policy: str
+    def __init__(self, p_explore: _Optional[float] = ..., fitness_cut: _Optional[float] = ..., confidence_cut: _Optional[float] = ..., seed: _Optional[int] = ..., noise: _Optional[float] = ..., min_advantage: _Optional[float] = ..., parent_policy: _Optional[str] = ...) -> None: ...
 
 class DesignMix(_message.Message):
     __slots__ = ("mutation", "crossover", "scratch", "crossover_unlock", "scratch_unlock", "max_designs", "max_open_design_jobs")

@@ -114,24 +114,30 @@ class ReportProgressResponse(_message.Message):
     def __init__(self, cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("job_id", "fencing_token", "worker_id", "result")
+    __slots__ = ("job_id", "fencing_token", "worker_id", "result", "lease_next")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_NEXT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     fencing_token: int
     worker_id: str
     result: _job_pb2.JobResult
-    def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., worker_id: _Optional[str] = ..., result: _Optional[_Union[_job_pb2.JobResult, _Mapping]] = ...) -> None: ...
+    lease_next: bool
+    def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., worker_id: _Optional[str] = ..., result: _Optional[_Union[_job_pb2.JobResult, _Mapping]] = ..., lease_next: _Optional[bool] = ...) -> None: ...
 
 class CompleteJobResponse(_message.Message):
-    __slots__ = ("job", "already_completed")
+    __slots__ = ("job", "already_completed", "next_job", "next_lease")
     JOB_FIELD_NUMBER: _ClassVar[int]
     ALREADY_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_JOB_FIELD_NUMBER: _ClassVar[int]
+    NEXT_LEASE_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     already_completed: bool
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., already_completed: _Optional[bool] = ...) -> None: ...
+    next_job: _job_pb2.Job
+    next_lease: _job_pb2.Lease
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., already_completed: _Optional[bool] = ..., next_job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., next_lease: _Optional[_Union[_job_pb2.Lease, _Mapping]] = ...) -> None: ...
 
 class FailJobRequest(_message.Message):
     __slots__ = ("job_id", "fencing_token", "worker_id", "error", "retryable")
