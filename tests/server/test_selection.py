@@ -147,3 +147,27 @@ def test_operation_mix_unlocks():
 def test_budget_is_released_up_the_ladder_by_the_ratio():
     rows = [LedgerRow("micro", 64, 3, 9), LedgerRow("tiny", 16, 0, 1), LedgerRow("14M", 4, 0, 0)]
     assert ledger.released(rows, LADDER, 4.0) == {"micro": 64, "tiny": 2, "14M": 0}
+
+
+def test_uniform_parent_policy_ignores_fitness():
+    designs = tree()
+    cfg = config(parent_policy="uniform")
+    selection.rescore(designs, cfg)
+    counts = Counter()
+    for seed in range(2000):
+        parents, reason = selection.select_parents(designs, 1, cfg, random.Random(seed))
+        assert reason == "uniform"
+        counts[parents[0].id] += 1
+    assert set(counts) == {d.id for d in designs}
+    assert max(counts.values()) < 1.4 * min(counts.values())  # ~250 each
+    quadrant = Counter(selection.select_parents(designs, 1, config(), random.Random(s))[0][0].id
+                       for s in range(2000))
+    assert quadrant["d0"] > 2 * counts["d0"]  # the paper's policy favours the best design
+
+
+def test_unknown_parent_policy_is_rejected():
+    from genesys.server.errors import InvalidArgument
+    from genesys.server.experiment_config import validate
+
+    with pytest.raises(InvalidArgument, match="parent_policy"):
+        validate("e", config(parent_policy="best"))
