@@ -165,6 +165,12 @@ def plot_quadrants(nodes: list[Node], path: Path, label_top: int = 5) -> Path:
     for n in ranked(nodes)[:label_top]:
         ax.annotate(n.name, (n.confidence + _jitter(n.id), n.fitness), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
+    if nodes:  # integer confidences; keep the jitter small against the axis
+        from matplotlib.ticker import MaxNLocator
+
+        confidences = [n.confidence for n in nodes]
+        ax.set_xlim(min(confidences) - 1, max(confidences) + 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("confidence (verification depth)")
     ax.set_ylabel("fitness")
     ax.set_title("Designs by fitness and confidence")
