@@ -43,6 +43,7 @@ class SchedulerConfig:
     heartbeat_seconds: int = field(default=5, metadata={"check": positive})
     dead_after_seconds: int = field(default=20, metadata={"check": positive})
     max_wait_seconds: float = field(default=30.0, metadata={"check": positive})
+    recheck_seconds: float = field(default=5.0, metadata={"check": positive})
     reap_interval_seconds: float = field(default=1.0, metadata={"check": positive})
     default_open_design_jobs: int = field(default=4, metadata={"check": positive})
 

@@ -111,30 +111,27 @@ class Watcher:
 
 
 class WorkSignal:
-    """Wakes long-polling lease calls when work may have appeared (FIFO, or everyone)."""
+    """Wakes long-polling lease calls when work may have appeared. Every change that can
+    make work leasable notifies all waiters (each may match different work); waiters also
+    re-check every `scheduler.recheck_seconds` as a safety net."""
 
     def __init__(self):
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: set[asyncio.Future] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def wait(self, timeout: float) -> None:
         self._loop = asyncio.get_running_loop()
         fut = self._loop.create_future()
-        self._waiters.append(fut)
+        self._waiters.add(fut)
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
         finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
+            self._waiters.discard(fut)
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
-    def notify(self, n: int | None = None) -> None:
-        """Wake `n` waiters (all when None). Safe from any thread."""
+    def notify(self) -> None:
+        """Wake every waiter. Safe from any thread."""
         if self._loop is None:
             return
         try:
@@ -142,14 +139,12 @@ class WorkSignal:
         except RuntimeError:
             on_loop = False
         if on_loop:
-            self._wake(n)
+            self._wake()
         elif not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake, n)
+            self._loop.call_soon_threadsafe(self._wake)
 
-    def _wake(self, n: int | None) -> None:
-        woken = 0
-        while self._waiters and (n is None or woken < n):
-            fut = self._waiters.popleft()
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, set()
+        for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
-                woken += 1

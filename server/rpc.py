@@ -249,9 +249,7 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
             left = deadline - time.monotonic()
             if left <= 0:
                 return scheduler_pb2.LeaseJobResponse()
-            # Re-check at least every second: some work (budget released by a result,
-            # a worker's capabilities) comes without a targeted wake-up.
-            await self.sched.work.wait(min(left, 1.0))
+            await self.sched.work.wait(min(left, self.sched.cfg.recheck_seconds))
 
     @handler
     def RenewLease(self, req, caller):

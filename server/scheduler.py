@@ -309,7 +309,7 @@ class Scheduler:
             jobs.append(job)
             self.hub.publish(EV.EVENT_KIND_JOB_ENQUEUED, exp.name, job_id=job.id,
                              message="kind=design")
-        self.work.notify(count)
+        self.work.notify()
         return jobs
 
     # -- calls under a lease ----------------------------------------------------------
@@ -419,7 +419,7 @@ class Scheduler:
         if design is not None:
             self.evo.after_result(exp, design.id, job.rung)
         else:
-            self.work.notify(1)  # a DESIGN slot is free again
+            self.work.notify()  # a DESIGN slot is free again
         return new, False
 
     def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
@@ -462,7 +462,7 @@ class Scheduler:
         if self.store.settle_job(new, job, refund):
             self.hub.publish(EV.EVENT_KIND_JOB_REQUEUED, job.experiment, job_id=job.id,
                              worker_id=job.worker_id, message=error[:200])
-            self.work.notify(1)
+            self.work.notify()
         return new
 
     def _finish_failed(self, job: job_pb2.Job, error: str) -> job_pb2.Job:
