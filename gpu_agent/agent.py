@@ -113,8 +113,12 @@ class Agent:
                                            address=self.cfg.coordinator, error=code_of(e)))
                 break
             except grpc.RpcError as err:
-                if code_of(err) == grpc.StatusCode.NOT_FOUND and request.worker_id:
-                    request.worker_id = ""  # the coordinator forgot us: start afresh
+                if code_of(err) in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED) \
+                        and request.worker_id:
+                    # the coordinator forgot the saved id, or it belongs to another token
+                    log("worker_id_dropped", level="warning", worker=request.worker_id,
+                        reason=err.details())
+                    request.worker_id = ""
                     continue
                 if self.cfg.retry_forever and code_of(err) in AUTH and not self.stop.is_set():
                     log("token_refused", level="error", reason=explain(err, self.cfg.coordinator))

@@ -38,17 +38,25 @@ def _succeeded(client, job_id: str) -> job_pb2.Job | None:
     return job if job.state == job_pb2.JOB_STATE_SUCCEEDED else None
 
 
+def _running_job(coordinator, agents, experiment: str, lease_s: int, dry_run_s: float,
+                 min_step: int = 1):
+    """An experiment with one seed and an agent training it: (client, agent, leased job)."""
+    client = coordinator.client()
+    client.create_experiment(experiment, verify_only_config(lease_s=lease_s), seeds=["gpt"])
+    agent = agents("a", "--dry-run", str(dry_run_s))
+    job = wait_for(lambda: _leased_verify(client, experiment), 60, "a leased VERIFY job")
+    if min_step:
+        wait_for(lambda: _checkpoint_step(agent, job.id) >= min_step, 90, "training progress")
+    return client, agent, job
+
+
 def _completions(agent: AgentProcess, job_id: str) -> int:
     return sum("event=job_completed" in line and f"job={job_id}" in line
                for line in agent.output().splitlines())
 
 
 def test_killed_agent_job_is_leased_again_and_completed_once(coordinator, agents):
-    client = coordinator.client()
-    client.create_experiment("kill9", verify_only_config(lease_s=4), seeds=["gpt"])
-    first = agents("a", "--dry-run", "30")
-    job = wait_for(lambda: _leased_verify(client, "kill9"), 60, "a leased VERIFY job")
-    wait_for(lambda: _checkpoint_step(first, job.id) >= 1, 90, "training progress")
+    client, first, job = _running_job(coordinator, agents, "kill9", lease_s=4, dry_run_s=30)
     first.kill9()
     killed_at = time.monotonic()
     second = agents("b", "--dry-run", "2")
@@ -63,10 +71,8 @@ def test_killed_agent_job_is_leased_again_and_completed_once(coordinator, agents
 
 
 def test_result_finished_during_outage_arrives_once_after_restart(coordinator, agents):
-    client = coordinator.client()
-    client.create_experiment("outage", verify_only_config(lease_s=90), seeds=["gpt"])
-    agent = agents("a", "--dry-run", "5")
-    job = wait_for(lambda: _leased_verify(client, "outage"), 60, "a leased VERIFY job")
+    client, agent, job = _running_job(coordinator, agents, "outage", lease_s=90, dry_run_s=5,
+                                      min_step=0)
     coordinator.kill()
     down_at = time.monotonic()
     wait_for(lambda: "event=job_finished" in agent.output(), 30, "the job to finish while down")
@@ -84,11 +90,8 @@ def test_result_finished_during_outage_arrives_once_after_restart(coordinator, a
 
 
 def test_sigterm_drains_and_the_job_resumes_from_its_checkpoint(coordinator, agents):
-    client = coordinator.client()
-    client.create_experiment("drain", verify_only_config(lease_s=30), seeds=["gpt"])
-    agent = agents("a", "--dry-run", "8")
-    job = wait_for(lambda: _leased_verify(client, "drain"), 60, "a leased VERIFY job")
-    wait_for(lambda: _checkpoint_step(agent, job.id) >= 2, 90, "training progress")
+    client, agent, job = _running_job(coordinator, agents, "drain", lease_s=30, dry_run_s=8,
+                                      min_step=2)
     agent.proc.send_signal(signal.SIGTERM)
     assert agent.wait(30) == 0
     assert "event=job_released" in agent.output()
@@ -102,11 +105,7 @@ def test_sigterm_drains_and_the_job_resumes_from_its_checkpoint(coordinator, age
 
 
 def test_cancelled_job_stops_its_child_promptly(coordinator, agents):
-    client = coordinator.client()
-    client.create_experiment("cancel", verify_only_config(lease_s=30), seeds=["gpt"])
-    agent = agents("a", "--dry-run", "60")
-    job = wait_for(lambda: _leased_verify(client, "cancel"), 60, "a leased VERIFY job")
-    wait_for(lambda: _checkpoint_step(agent, job.id) >= 1, 90, "training progress")
+    client, agent, job = _running_job(coordinator, agents, "cancel", lease_s=30, dry_run_s=60)
     client.cancel_job(job.id, "not needed")
     wait_for(lambda: "dropped (cancelled)" in agent.output(), 10, "the agent to stop the job")
     assert client.get_job(job.id).state == job_pb2.JOB_STATE_CANCELLED
@@ -124,3 +123,14 @@ def test_wrong_address_is_reported_and_exits_nonzero(tmp_path: Path):
                          "--connect-timeout", "2").start()
     assert agent.wait(30) == 1
     assert "cannot reach the coordinator" in agent.output()
+
+
+def test_saved_worker_id_of_another_token_is_replaced(coordinator, agents):
+    first = agents("a")
+    wait_for(lambda: "event=registered" in first.output(), 30, "the first registration")
+    first.terminate()
+    other = coordinator.client().create_token("other-agents", "worker").token
+    second = agents("a", token=other)  # same work dir: finds the first worker's id
+    wait_for(lambda: second.output().count("event=registered") == 2, 30, "a new registration")
+    assert "event=worker_id_dropped" in second.output()
+    assert second.proc.poll() is None
