@@ -4,7 +4,8 @@ For each seed: the median wall time of several full checks (format in the parent
 fresh sandboxed child that imports torch and runs init -> efficiency), next to the median
 time of one bare forward+backward of the same model (same autotuned shape, batch and
 sequence length, one thread as in the sandbox) measured in this process. The ratio says
-how many bare training steps one check costs. Aim: a check under 20 s per seed.
+how many bare training steps one check costs; the child's CPU seconds do not depend on
+other load on the machine. Aim: a check under 20 s per seed on an idle 2-core machine.
 
     python bench/check_latency.py [--runs 3] [--seeds gpt mamba2 ...]
 """
@@ -12,6 +13,7 @@ how many bare training steps one check costs. Aim: a check under 20 s per seed.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -47,19 +49,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     settings = CheckSettings()
-    print(f"{'seed':<8} {'check s (median)':>17} {'min':>6} {'max':>6} "
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'seed':<8} {'check s (median)':>17} {'min':>6} {'max':>6} {'child CPU s':>12} "
           f"{'bare fwd+bwd ms':>16} {'ratio':>8}  verdict")
     for seed in args.seeds:
-        walls, verdicts = [], set()
+        walls, cpus, verdicts = [], [], set()
         for _ in range(args.runs):
             report = check(seed)
             walls.append(report.seconds)
+            cpus.append(report.sandbox.get("cpu_s") or 0.0)
             failed = report.failed
             verdicts.add("valid" if report.valid else f"INVALID at {failed.name if failed else '?'}")
         bare = bare_step_s(seed, settings)
         median = statistics.median(walls)
         print(f"{seed:<8} {median:>17.2f} {min(walls):>6.2f} {max(walls):>6.2f} "
-              f"{bare * 1000:>16.1f} {median / bare:>8.0f}x  {', '.join(sorted(verdicts))}")
+              f"{statistics.median(cpus):>12.2f} {bare * 1000:>16.1f} {median / bare:>8.0f}x  "
+              f"{', '.join(sorted(verdicts))}")
 
 
 if __name__ == "__main__":
