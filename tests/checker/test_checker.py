@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from genesys.lmade import seeds
 from genesys.lmade.checker import CHECK_NAMES, DEFAULT_LIMITS, CheckSettings, check
+from genesys.lmade.sandbox import isolation
 
 BROKEN = Path(__file__).resolve().parent / "broken"
 PWNED = ("/tmp/genesys-checker-pwned-shell", "/tmp/genesys-checker-pwned-write")
@@ -50,6 +51,8 @@ def test_corpus_covers_every_file():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_broken_design_fails_at_the_right_check(name):
+    if name == "write_outside" and not isolation().jail:
+        pytest.skip("a write from native code (torch.save) is only stopped by the jail")
     for path in PWNED:
         if os.path.exists(path):
             os.remove(path)
