@@ -27,10 +27,15 @@ import tempfile
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 
 
-def _mount_points() -> list[str]:
+def _mounts() -> list[tuple[str, list[str]]]:
+    """(mount point, per-mount options) of every mount, in mount order."""
+    mounts = []
     with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), p) for p in points]
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            mounts.append((point, fields[5].split(",")))
+    return mounts
 
 
 class _Mounter:
@@ -87,10 +92,12 @@ def enter(config: dict) -> list[str]:
         _hide(mount, hidden, keep, stage)
     for path in writable:
         mount("--bind", path, path)
-    for point in _mount_points():
+    for point, options in _mounts():
         if point in writable or point == "/proc" or point.startswith("/proc/"):
             continue
-        mount("-o", "remount,bind,ro", point)
+        # Keep the mount's own flags (nosuid, nodev...): a user namespace may not clear them.
+        kept = [o for o in options if o not in ("rw", "ro")]
+        mount("-o", ",".join(["remount", "bind", "ro", *kept]), point)
     if os.path.isdir(stage):
         try:
             for spot in os.listdir(stage):
