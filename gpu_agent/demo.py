@@ -385,6 +385,9 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
             say(f"{settings.workers} agent(s) started (logs: {settings.logs_dir}); "
                 f"verifying seeds and evolving {settings.designs} design(s) at {settings.scale}")
             designs, settled = Follower(client, settings, target).run(processes)
+            if settled < target:
+                say(f"timed out after {settings.timeout_s:.0f} s with {settled}/{target} designs "
+                    "settled; re-run to continue")
             processes.stop_agents()
             listed = client.list_designs(settings.experiment, limit=1000)
             verified = sum(d.state == design_pb2.DESIGN_STATE_VERIFIED for d in listed)
@@ -424,6 +427,8 @@ def demo_cmd(designs: int, scale: str, workers: int, data_dir: str, fresh: bool,
              timeout: float, as_json: bool) -> None:
     """Run the whole loop locally: coordinator + agents, seeds verified, N designs evolved,
     leaderboard and report."""
+    # SIGTERM ends the demo like Ctrl-C: the coordinator and agents are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = DemoSettings(designs=designs, scale=scale, workers=workers, root=Path(data_dir),
                             fresh=fresh, tokens=tokens, timeout_s=timeout,
                             threads=max(1, (os.cpu_count() or 1) // workers))
