@@ -55,7 +55,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _MAX_EVENTS_KEPT = 1000
 _MAX_LINE = 64 * 1024 * 1024
 _STDERR_TAIL = 4000
-_SIGNAL_GRACE_S = 1.0
+_DRAIN_AFTER_EXIT_S = 1.0  # how long pipes are read after the child exited
 _GENESYS_SUBPACKAGES = ("lmade", "designer", "gpu_agent", "server", "llm_gateway")
 
 
@@ -87,10 +87,13 @@ class Limits:
 
 @dataclass
 class SandboxResult:
+    """How a sandboxed run ended. ``reason`` is one of: ok, exception, blocked, timeout,
+    cpu_limit, memory_limit, signal, exit, cancelled, start_failed; ``error`` says it in
+    words, ``violations`` lists blocked operations (even ones the code swallowed)."""
+
     ok: bool
     value: Any = None
-    reason: str = "ok"  # ok exception blocked timeout cpu_limit memory_limit signal exit
-    #                    cancelled start_failed
+    reason: str = "ok"
     error: str = ""
     traceback: str = ""
     events: list[dict] = field(default_factory=list)
@@ -391,7 +394,7 @@ class _Run:
                     return  # the grace period is over
                 if exited_at is None and proc.poll() is not None:
                     exited_at = now
-                if exited_at is not None and now - exited_at > _SIGNAL_GRACE_S:
+                if exited_at is not None and now - exited_at > _DRAIN_AFTER_EXIT_S:
                     return  # a stray grandchild holds a pipe open
                 for key, _ in sel.select(timeout=max(0.0, min(0.2, deadline - now))):
                     chunk = os.read(key.fd, 1 << 16)
