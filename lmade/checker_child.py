@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from genesys.design import Design, load_design
 from genesys.lmade import sandbox_guard, seeds
-from genesys.lmade.checker import CheckSettings
+from genesys.lmade.checker import CHECK_NAMES, CheckSettings
 from genesys.lmade.gau import GAUBase
 from genesys.lmade.model import GenesysLM, autotune, count_params
 from genesys.lmade.scales import get_scale
@@ -187,8 +187,7 @@ class Checker:
     def run(self) -> dict:
         torch.manual_seed(self.s.seed)
         torch.set_flush_denormal(True)
-        for name in ("init", "forward", "causality", "differentiability", "numerics",
-                     "effectiveness", "efficiency"):
+        for name in CHECK_NAMES[1:]:  # format ran in the parent
             self.emit({"check": name, "status": "start"})
             warning = ""
             try:
