@@ -47,5 +47,7 @@ def tiny_data(tmp_path_factory) -> PreparedData:
     """A prepared dataset of synthetic text with a 512-token BPE (builds in about a second)."""
     root = tmp_path_factory.mktemp("tiny")
     corpus = write_text_corpus(root / "corpus")
-    request = PrepareRequest(sources=(str(corpus),), tokenizer="bpe512", val_frac=0.1, test_frac=0.1)
+    request = PrepareRequest(
+        sources=(str(corpus),), tokenizer="bpe512", val_frac=0.1, test_frac=0.1
+    )
     return PreparedData(prepare(request, out=root / "data"))

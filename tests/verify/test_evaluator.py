@@ -32,11 +32,21 @@ def test_offline_suite_is_deterministic_and_well_formed(tiny_data, tmp_path):
     build_offline_suite(docs, tmp_path / "a", seed=5, n_items=50)
     build_offline_suite(list(reversed(docs)), tmp_path / "b", seed=5, n_items=50)
     for name in OFFLINE_TASKS:
-        assert (tmp_path / "a" / f"{name}.jsonl").read_text() == (tmp_path / "b" / f"{name}.jsonl").read_text()
-    cloze = [json.loads(x) for x in (tmp_path / "a" / f"{CLOZE_TASK}.jsonl").read_text().splitlines()]
-    assert cloze and all(c["target"].isalpha() and c["target"] not in c["context"][-len(c["target"]):]
-                         or c["context"] for c in cloze)
-    mc = [json.loads(x) for x in (tmp_path / "a" / f"{NEXTSENT_TASK}.jsonl").read_text().splitlines()]
+        assert (tmp_path / "a" / f"{name}.jsonl").read_text() == (
+            tmp_path / "b" / f"{name}.jsonl"
+        ).read_text()
+    cloze = [
+        json.loads(x) for x in (tmp_path / "a" / f"{CLOZE_TASK}.jsonl").read_text().splitlines()
+    ]
+    assert cloze and all(
+        c["target"].isalpha()
+        and c["target"] not in c["context"][-len(c["target"]) :]
+        or c["context"]
+        for c in cloze
+    )
+    mc = [
+        json.loads(x) for x in (tmp_path / "a" / f"{NEXTSENT_TASK}.jsonl").read_text().splitlines()
+    ]
     assert mc and all(len(m["choices"]) == 4 and 0 <= m["label"] < 4 for m in mc)
     held_out = " ".join(docs)
     assert all(m["context"].split()[0] in held_out for m in mc)
@@ -59,7 +69,7 @@ def test_lm_scores_agree_between_batched_and_rolling(tiny_data, tiny_model):
     lm = GenesysEvalLM(tiny_model, tiny_data.tokenizer, batch_size=3)
     text = tiny_data.texts("test")[0][:100]
     (rolling,) = lm.loglikelihood_rolling([_Req(text)])
-    (whole, _), = lm.loglikelihood([_Req("", text)])
+    ((whole, _),) = lm.loglikelihood([_Req("", text)])
     assert rolling == pytest.approx(whole, rel=1e-4)  # fits in one window: same quantity
     pairs = [_Req(text[:i], text[i : i + 20]) for i in (10, 30, 50, 70)]
     batched = lm.loglikelihood(pairs)
@@ -98,4 +108,6 @@ def test_paper_benchmark_without_its_data_is_a_clear_error(tiny_data, tiny_model
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "hellaswag" in proc.stdout and "offline suite" in proc.stdout
     with pytest.raises(BenchmarkUnavailable, match="not an lm-eval task"):
-        evaluate(tiny_model, tiny_data.tokenizer, tiny_data.texts("test"), ["no_such_benchmark_xyz"])
+        evaluate(
+            tiny_model, tiny_data.tokenizer, tiny_data.texts("test"), ["no_such_benchmark_xyz"]
+        )

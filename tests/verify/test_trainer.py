@@ -58,13 +58,22 @@ def test_resume_after_sigterm_is_bit_for_bit(tiny_data, tmp_path):
     cut = train(gpt, "micro", tiny_data, config, out_dir=tmp_path / "cut", on_event=kill_at_step_6)
     assert cut.aborted and "SIGTERM" in cut.reason and cut.steps == 6
     events: list[dict] = []
-    resumed = train(gpt, "micro", tiny_data, config, out_dir=tmp_path / "cut", resume=True,
-                    on_event=events.append)
+    resumed = train(
+        gpt,
+        "micro",
+        tiny_data,
+        config,
+        out_dir=tmp_path / "cut",
+        resume=True,
+        on_event=events.append,
+    )
     assert events[0]["event"] == "start" and events[0]["resumed_from_step"] == 6
     assert resumed.steps == 16 and not resumed.aborted
     assert resumed.train_loss == full.train_loss
     assert resumed.loss_curve == full.loss_curve and resumed.val_curve == full.val_curve
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 
@@ -78,8 +87,13 @@ def test_resume_refuses_a_checkpoint_of_another_run(tiny_data, tmp_path):
 
 def test_monitor_aborts_a_design_that_blows_up(tiny_data):
     events: list[dict] = []
-    result = train(BLOW_UP, "micro", tiny_data, TrainConfig(tokens=32 * 4 * 20, **SMALL),
-                   on_event=events.append)
+    result = train(
+        BLOW_UP,
+        "micro",
+        tiny_data,
+        TrainConfig(tokens=32 * 4 * 20, **SMALL),
+        on_event=events.append,
+    )
     assert result.aborted and result.steps == 1
     assert "loss is nan" in result.reason
     assert [e for e in events if e["event"] == "abort"][0]["reason"] == result.reason
@@ -110,8 +124,14 @@ def test_ddp_path_with_one_gloo_rank_matches_plain_training(tiny_data, free_port
 
     config = TrainConfig(tokens=32 * 4 * 3, device="cpu", **SMALL)
     plain = train(seeds.get("gpt"), "micro", tiny_data, config)
-    env = {"GENESYS_FORCE_DDP": "1", "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port)}
+    env = {
+        "GENESYS_FORCE_DDP": "1",
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port),
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     try:
