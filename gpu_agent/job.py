@@ -149,7 +149,7 @@ class JobRun:
         return Limits(
             wall_s=wall_s, memory_mb=self.settings.memory_mb, threads=self.settings.threads,
             max_file_mb=None, pass_env=("GENESYS_GPT2_TIKTOKEN",),
-            cuda=bool(cuda), allow_subprocess=len(cuda) > 1, env=env,
+            cuda=bool(cuda), allow_subprocess=len(cuda) > 1, local_sockets=len(cuda) > 1, env=env,
             readable_dirs=(self.settings.data_dir, str(AGENT_DIR)), scratch_dir=str(self.dir),
             isolate=self.settings.isolate)
 
