@@ -3,8 +3,8 @@ random parent choice (the paper's "Base" ablation) at equal budget?
 
 For each seed and each policy, one experiment runs the whole loop of `genesys demo` (one
 coordinator, K local agents with the recombination designer, verification at one rung):
-the seeds are verified, then N new designs are evolved and verified with the same token
-budget. Only the parent choice differs: "quadrant" is the paper's policy (fitness x
+the seeds are verified once (every run starts from these results, so all runs share one
+baseline), then each run evolves and verifies N new designs with the same token budget. Only the parent choice differs: "quadrant" is the paper's policy (fitness x
 confidence quadrants, rank-weighted), "uniform" draws parents uniformly at random from the
 usable designs (SelectionConfig.parent_policy). Each run seeds its selection stream; runs
 of the two policies alternate so that machine load drifts affect both alike. The
@@ -16,7 +16,7 @@ advantage over random guessing of the benchmark suite at the rung, the leaderboa
 per-rung score): population gain = mean score of the new verified designs - mean score of
 the seeds; best gain = best score of all designs - best seed score.
 
-    python bench/evolution_vs_random.py [--seeds 3] [--designs 4] [--tokens 16000]
+    python bench/evolution_vs_random.py [--seeds 2] [--designs 3] [--tokens 16000]
                                         [--workers 2] [--data-dir DIR]
 """
 
@@ -29,6 +29,7 @@ import math
 import shutil
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from genesys.client.coordinator import Coordinator
@@ -62,7 +63,12 @@ def gains(client: Coordinator, experiment: str, rung: str) -> dict:
     seeds = [scores[d.id] for d in verified if d.seed]
     new = [scores[d.id] for d in verified if not d.seed]
     nan = float("nan")
+    names = {d.id: d.name for d in designs}
+    children = [{"name": d.name, "parents": [names.get(p, p) for p in d.parents],
+                 "score": round(scores[d.id], 4) if d.id in scores else None}
+                for d in designs if not d.seed]
     return {
+        "children": children,
         "designs": len(designs), "seeds_verified": len(seeds), "new_verified": len(new),
         "failed": sum(d.state == design_pb2.DESIGN_STATE_FAILED for d in designs),
         "population_gain": statistics.fmean(new) - statistics.fmean(seeds) if new and seeds else nan,
@@ -70,12 +76,11 @@ def gains(client: Coordinator, experiment: str, rung: str) -> dict:
     }
 
 
-def run_one(client: Coordinator, base: DemoSettings, address: str, worker_token: str,
-            policy: str, seed: int) -> dict:
-    settings = dataclasses.replace(base, experiment=f"evo-{policy}-{seed}", fresh=False)
-    quiet = lambda line: None  # noqa: E731 - the bench prints its own lines
-    target = ensure_experiment(client, settings, quiet)
-    set_policy(client, settings.experiment, policy, seed)
+def run_loop(client: Coordinator, settings: DemoSettings, address: str, worker_token: str,
+             prepare: Callable[[str], None]) -> float:
+    """Create the experiment, let `prepare` adjust it, run agents until its designs settle."""
+    target = ensure_experiment(client, settings, lambda line: None)
+    prepare(settings.experiment)
     agents = Processes(settings)
     started = time.monotonic()
     try:
@@ -83,7 +88,37 @@ def run_one(client: Coordinator, base: DemoSettings, address: str, worker_token:
         Follower(client, settings, target).run(agents)
     finally:
         agents.stop()
-    result = {"policy": policy, "seed": seed, "wall_s": round(time.monotonic() - started, 1),
+    return round(time.monotonic() - started, 1)
+
+
+def verify_seeds(client: Coordinator, base: DemoSettings, address: str, worker_token: str
+                 ) -> dict[str, design_pb2.RungResult]:
+    """Verify the seeds once; every run starts from these results (same baseline, less time)."""
+    settings = dataclasses.replace(base, experiment="evo-seeds", designs=0)
+    wall = run_loop(client, settings, address, worker_token, lambda name: None)
+    results = {}
+    for d in client.list_designs(settings.experiment, limit=1000):
+        found = [r for r in client.get_design(d.id).results if r.rung == base.scale]
+        if found:
+            results[d.name] = found[0]
+    print(f"seeds verified at {base.scale} in {wall:.0f} s: {', '.join(sorted(results)) or 'none'}",
+          flush=True)
+    return results
+
+
+def run_one(client: Coordinator, base: DemoSettings, address: str, worker_token: str,
+            seed_results: dict[str, design_pb2.RungResult], policy: str, seed: int) -> dict:
+    settings = dataclasses.replace(base, experiment=f"evo-{policy}-{seed}")
+
+    def prepare(experiment: str) -> None:
+        set_policy(client, experiment, policy, seed)
+        for d in client.list_designs(experiment, limit=1000):
+            if d.seed and d.name in seed_results:
+                r = seed_results[d.name]
+                client.report_result(d.id, r.rung, dict(r.metrics), r.metrics_json)
+
+    wall = run_loop(client, settings, address, worker_token, prepare)
+    result = {"policy": policy, "seed": seed, "wall_s": wall,
               **gains(client, settings.experiment, settings.scale)}
     print(json.dumps(result), flush=True)
     return result
@@ -110,8 +145,8 @@ def summarise(results: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=3, help="runs per policy")
-    parser.add_argument("--designs", type=int, default=4, help="new designs per run (equal budget)")
+    parser.add_argument("--seeds", type=int, default=2, help="runs per policy")
+    parser.add_argument("--designs", type=int, default=3, help="new designs per run (equal budget)")
     parser.add_argument("--tokens", type=int, default=16_000, help="training tokens per verification")
     parser.add_argument("--scale", default="micro")
     parser.add_argument("--workers", type=int, default=2)
@@ -132,9 +167,11 @@ def main() -> None:
         token = (base.coordinator_dir / "token").read_text().strip()
         with Coordinator(address, token, timeout=30.0) as client:
             worker_token = client.create_token(f"bench-agents-{int(time.time())}", "worker").token
+            seed_results = verify_seeds(client, base, address, worker_token)
             for seed in range(args.seeds):
                 for policy in POLICIES:
-                    results.append(run_one(client, base, address, worker_token, policy, seed))
+                    results.append(run_one(client, base, address, worker_token, seed_results,
+                                           policy, seed))
     finally:
         coordinator.stop()
     summarise(results)
