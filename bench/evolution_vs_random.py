@@ -139,8 +139,8 @@ def summarise(results: list[dict]) -> None:
               f"{means[policy]['population_gain']:>16.4f} {means[policy]['best_gain']:>10.4f}")
     for key in ("population_gain", "best_gain"):
         q, u = means["quadrant"][key], means["uniform"][key]
-        ratio = q / u if u else float("nan")
-        print(f"{key}: selection - uniform = {q - u:+.4f} (ratio {ratio:.2f})")
+        ratio = f"{q / u:.2f}" if q > 0 and u > 0 else "n/a: a gain is <= 0"
+        print(f"{key}: selection - uniform = {q - u:+.4f} (ratio selection/uniform {ratio})")
 
 
 def main() -> None:
