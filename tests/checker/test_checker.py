@@ -40,7 +40,7 @@ EXPECTED = {
     "os_exit": ("init", ["ended the process", "code 0"]),
     "sigkill_self": ("forward", ["SIGKILL"]),
 }
-LIMITS = {"infinite_loop": replace(HOSTILE_LIMITS, cpu_s=8, wall_s=20)}
+LIMITS = {"infinite_loop": replace(HOSTILE_LIMITS, cpu_s=5, wall_s=20)}
 
 
 def test_corpus_covers_every_file():
