@@ -1,3 +1,4 @@
+import dataclasses
 import textwrap
 
 import pytest
@@ -133,3 +134,14 @@ def test_design_format_needs_no_torch():
     code = "import sys, genesys.design; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_source_keeps_the_authors_lines_until_the_design_changes():
+    commented = "# a comment on line 1\n" + GOOD
+    design = load_design(commented)
+    assert design.to_source() == commented
+    changed = dataclasses.replace(design, config={"factor": 5.0})
+    assert "# a comment" not in changed.to_source()
+    assert load_design(changed.to_source()).config == {"factor": 5.0}
+    renamed = dataclasses.replace(design, name="other")
+    assert renamed.to_source() == commented

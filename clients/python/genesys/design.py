@@ -15,6 +15,7 @@ import json
 import linecache
 import pprint
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ class Unit:
     children: tuple[UnitDecl, ...] = ()
     desc: str = ""
 
-    @property
+    @cached_property
     def canonical_code(self) -> str:
         """The code with formatting and comments normalised away (used for digests)."""
         return ast.unparse(ast.parse(self.code))
@@ -77,6 +78,11 @@ class Design:
     config: dict[str, Any] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
     doc: str = ""
+    # The text the design was loaded from, with the content it held: to_source() returns
+    # it while the design still holds that content, so tracebacks and error lines point
+    # at the author's own line numbers. Not part of identity (see ``digest``).
+    source: str = field(default="", compare=False, repr=False)
+    source_content: tuple = field(default=(), compare=False, repr=False)
 
     # -- identity -----------------------------------------------------------------------
     @property
@@ -129,7 +135,14 @@ class Design:
         return replace(self, units={**self.units, **units}, **changes)
 
     # -- source -------------------------------------------------------------------------
+    def content(self) -> tuple:
+        """Everything the design file states (the name is not in the file)."""
+        units = tuple((u.name, u.code, u.children, u.desc) for u in self.units.values())
+        return (self.root, repr(self.config), self.imports, self.doc, units)
+
     def to_source(self) -> str:
+        if self.source and self.source_content == self.content():
+            return self.source
         parts: list[str] = []
         if self.doc:
             parts.append(f'"""{self.doc}"""\n')
@@ -254,7 +267,8 @@ def load_design(path_or_source: str | Path, name: str | None = None) -> Design:
                     f"unit {unit.name!r} declares child {child.name!r}, which is not defined",
                     class_lines[unit.name],
                 )
-    return Design(name or default_name or root.lower(), root, units, config, tuple(imports), doc)
+    design = Design(name or default_name or root.lower(), root, units, config, tuple(imports), doc)
+    return replace(design, source=source, source_content=design.content())
 
 
 def _read(path_or_source: str | Path) -> tuple[str, str | None]:
