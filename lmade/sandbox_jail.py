@@ -87,9 +87,18 @@ def enter(config: dict) -> list[str]:
         except OSError as exc:
             mount.errors.append(f"loopback: {exc}")
     writable = config["writable"]
-    stage = os.path.join(writable[0], ".jail-stage")
-    for hidden, keep in config["hide"].items():
-        _hide(mount, hidden, keep, stage)
+    if config["hide"]:
+        # Stage outside every hidden dir: a stage under one (e.g. a scratch dir inside the
+        # hidden checkout) would vanish under its tmpfs with the paths staged in it.
+        stage = tempfile.mkdtemp(prefix="genesys-jail-", dir=_stage_root(config["hide"]))
+        for hidden, keep in config["hide"].items():
+            _hide(mount, hidden, keep, stage)
+        try:
+            for spot in os.listdir(stage):
+                os.rmdir(os.path.join(stage, spot))
+            os.rmdir(stage)
+        except OSError as exc:
+            mount.errors.append(f"cleanup: {exc}")
     for path in writable:
         mount("--bind", path, path)
     for point, options in _mounts():
@@ -98,14 +107,16 @@ def enter(config: dict) -> list[str]:
         # Keep the mount's own flags (nosuid, nodev...): a user namespace may not clear them.
         kept = [o for o in options if o not in ("rw", "ro")]
         mount("-o", ",".join(["remount", "bind", "ro", *kept]), point)
-    if os.path.isdir(stage):
-        try:
-            for spot in os.listdir(stage):
-                os.rmdir(os.path.join(stage, spot))
-            os.rmdir(stage)
-        except OSError as exc:
-            mount.errors.append(f"cleanup: {exc}")
     return mount.errors
+
+
+def _stage_root(hidden: dict) -> str:
+    """A writable dir not below any hidden dir (the child's TMPDIR may be below one)."""
+    for root in ("/tmp", "/dev/shm", "/var/tmp"):
+        below = any(root == h or root.startswith(h.rstrip(os.sep) + os.sep) for h in hidden)
+        if not below and os.access(root, os.W_OK):
+            return root
+    raise SystemExit("sandbox jail: no writable staging dir outside the hidden dirs")
 
 
 def exec_stage_two(config: dict, argv: list[str]) -> None:
