@@ -166,6 +166,7 @@ class Agent:
         return [KINDS[r] for r in self.cfg.roles]
 
     def _lease_loop(self) -> None:
+        backoff = 1.0
         while not self.draining.is_set():
             with self._lock:
                 while (not self.free or len(self.runs) >= self.slots) \
@@ -178,7 +179,7 @@ class Agent:
                 wait_seconds=self.cfg.lease_wait_s)
             try:
                 response = self.link.call(self.link.scheduler.LeaseJob, request,
-                                          timeout=self.cfg.lease_wait_s + 15.0, retry_for=None)
+                                          timeout=self.cfg.lease_wait_s + 15.0)
             except grpc.RpcError as err:
                 if self.stop.is_set() or self.draining.is_set():
                     return
@@ -187,9 +188,12 @@ class Agent:
                 if code_of(err) in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
                     self.register()
                     continue
-                log("lease_error", level="warning", error=explain(err, self.cfg.coordinator))
-                self.draining.wait(2.0)
+                log("lease_error", level="warning", error=explain(err, self.cfg.coordinator),
+                    retry_in_s=round(backoff, 1))
+                self.draining.wait(backoff)  # a drain is never held up by an outage
+                backoff = min(10.0, backoff * 2)
                 continue
+            backoff = 1.0
             if response.HasField("job") and response.job.id:
                 self._start(response.job, response.lease)
 
