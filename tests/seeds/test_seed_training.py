@@ -37,9 +37,18 @@ def unigram_loss(data: torch.Tensor) -> float:
     return float(-(p * p.log()).sum())
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny matrices: one thread is as fast and does not spin-wait on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_SEEDS)
-def test_micro_model_learns_a_small_text(name):
+def test_micro_model_learns_a_small_text(name, one_thread):
     data = torch.tensor(list(stdlib_text()), dtype=torch.long)
     model = build_lm(seeds.get(name), "micro", vocab_size=256)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
