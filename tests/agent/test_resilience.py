@@ -134,3 +134,13 @@ def test_saved_worker_id_of_another_token_is_replaced(coordinator, agents):
     wait_for(lambda: second.output().count("event=registered") == 2, 30, "a new registration")
     assert "event=worker_id_dropped" in second.output()
     assert second.proc.poll() is None
+
+
+def test_sigterm_drains_promptly_while_the_coordinator_is_down(coordinator, agents):
+    agent = agents("a")
+    wait_for(lambda: "event=registered" in agent.output(), 30, "the registration")
+    coordinator.kill()
+    wait_for(lambda: "event=lease_error" in agent.output(), 30, "the outage to be noticed")
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.wait(20) == 0
+    assert "event=stopped" in agent.output()
