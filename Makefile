@@ -24,7 +24,7 @@ lint: setup
 	$(BIN)/python tools/gen_protos.py --check
 
 test: lint
-	$(BIN)/python -m pytest -m "$(MARKERS)"
+	$(BIN)/python -m pytest -m "$(MARKERS)" --durations=25
 
 demo: setup
 	$(BIN)/genesys demo
