@@ -112,12 +112,16 @@ def build_lm(
     n_block: int | None = None,
     device: Any = None,
     dtype: Any = None,
+    context: int | None = None,
 ) -> GenesysLM:
-    """Build the LM for a design at a scale; (d_model, n_block) are auto-tuned if omitted."""
+    """Build the LM for a design at a scale; (d_model, n_block) are auto-tuned if omitted,
+    and the context length defaults to the scale's."""
     rung = get_scale(scale)
     if d_model is None or n_block is None:
         d_model, n_block = autotune(design, rung, vocab_size)
-    return GenesysLM(design, d_model, n_block, vocab_size, rung.context, device=device, dtype=dtype)
+    return GenesysLM(
+        design, d_model, n_block, vocab_size, context or rung.context, device=device, dtype=dtype
+    )
 
 
 def design_params(design: Design, d_model: int, n_block: int, root_cls: type | None = None) -> int | None:

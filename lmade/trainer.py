@@ -253,8 +253,9 @@ class Trainer:
         self.total_steps = max(1, math.ceil(self.tokens_target / self.tokens_per_step))
 
         torch.manual_seed(c.seed)
-        self.model = build_lm(self.design, s, self.data.vocab_size, device=self.device)
-        self.model.context = self.context
+        self.model = build_lm(
+            self.design, s, self.data.vocab_size, device=self.device, context=self.context
+        )
         self.forward_model: nn.Module = self.model
         if self.dist.world_size > 1 or os.environ.get("GENESYS_FORCE_DDP"):
             from torch.nn.parallel import DistributedDataParallel
