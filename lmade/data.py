@@ -207,7 +207,10 @@ def prepare(
     manifest_path = out / MANIFEST
     if manifest_path.exists() and not force:
         existing = json.loads(manifest_path.read_text())
-        if existing.get("request") == json.loads(json.dumps(asdict(request))):
+        if (
+            existing.get("request") == json.loads(json.dumps(asdict(request)))
+            and existing.get("corpus_version") == corpus.EXTRACT_VERSION
+        ):
             say(f"event=data_cached dir={out}")
             return out
     t0 = time.time()
@@ -247,6 +250,7 @@ def prepare(
     manifest = {
         "format": FORMAT_VERSION,
         "request": asdict(request),
+        "corpus_version": corpus.EXTRACT_VERSION,
         "sources": source_stats,
         "dedupe": dedupe_stats,
         "tokenizer": {**tok.save(out), "vocab_size": tok.vocab_size, "eot_id": tok.eot_id},

@@ -5,10 +5,12 @@ rung is scored on the same items:
 
 - ``genesys_heldout_ppl``   passages scored with loglikelihood_rolling: word/byte
                             perplexity and bits per byte (lower is better).
-- ``genesys_cloze``         LAMBADA-style: a passage without its last word; accuracy is
-                            whether greedy decoding produces exactly that word.
-- ``genesys_nextsent``      HellaSwag-style: a few sentences, then the true next sentence
-                            among distractor sentences from other documents (4 choices).
+- ``genesys_cloze``         LAMBADA-style: a passage without its last word, a word that
+                            occurs earlier in the passage; accuracy is whether greedy
+                            decoding produces exactly that word.
+- ``genesys_nextsent``      HellaSwag-style: two sentences and the first words of a third;
+                            the true ending of the third among endings of sentences from
+                            other documents (4 choices, acc_norm).
 
 The paper's benchmarks (lambada_openai, hellaswag, ...) are lm-eval's own task names;
 they need their data from the Hugging Face hub or its local cache.
@@ -68,9 +70,10 @@ def _sentences(doc: str) -> list[str]:
 
 
 def _passages(doc: str, max_chars: int) -> list[str]:
+    """Runs of whole paragraphs, verbatim, of up to max_chars (bits/byte of the text as
+    the model trained on it)."""
     parts, current = [], ""
-    for para in re.split(r"\n\s*\n", doc):
-        para = re.sub(r"\s+", " ", para).strip()
+    for para in re.split(r"\n\s*\n", doc.strip()):
         if current and len(current) + len(para) > max_chars:
             parts.append(current)
             current = ""
@@ -88,40 +91,73 @@ def ppl_items(docs: list[str], n: int, rng: random.Random, max_chars: int = 1500
 _LAST_WORD = re.compile(r"^(.*\S)\s+([A-Za-z]{3,})[.!?;:,'\"]*$", re.S)
 
 
-def cloze_items(docs: list[str], n: int, rng: random.Random) -> list[dict]:
-    """Passages of 3-6 consecutive sentences whose final word is a plain word."""
+def cloze_items(docs: list[str], n: int, rng: random.Random, max_chars: int = 1000) -> list[dict]:
+    """Passages of 3-6 sentences whose final word is a plain word that already occurs
+    earlier in the passage.
+
+    LAMBADA keeps passages whose last word needs the whole passage to guess; requiring the
+    word to appear in the context is the offline stand-in, so the task rewards models
+    that use (and can recall from) their context rather than only local word statistics."""
     pool = []
     for doc in docs:
         sents = _sentences(doc)
-        for start in range(0, len(sents) - 3, 4):
-            passage = " ".join(sents[start : start + rng.randint(3, 6)])
+        for end in range(2, len(sents)):  # each sentence ends at most one passage
+            passage = " ".join(sents[max(0, end + 1 - rng.randint(3, 6)) : end + 1])
             m = _LAST_WORD.match(passage)
-            if m and 150 <= len(passage) <= 1200:
+            if (
+                m
+                and 150 <= len(passage) <= max_chars
+                and re.search(rf"\b{m.group(2)}\b", m.group(1))
+            ):
                 pool.append({"context": m.group(1), "target": m.group(2)})
     return rng.sample(pool, min(n, len(pool)))
 
 
+def _can_end(sentence: str) -> bool:
+    return 30 <= len(sentence) <= 300 and sentence.count(" ") >= 5
+
+
+def _cut(sentence: str, rng: random.Random) -> tuple[str, str]:
+    """A sentence of 6+ words split after its first 2-6, leaving at least 4 for the ending."""
+    words = sentence.split(" ")
+    k = rng.randint(2, min(6, len(words) - 4))
+    return " ".join(words[:k]), " ".join(words[k:])
+
+
 def nextsent_items(docs: list[str], n: int, rng: random.Random) -> list[dict]:
-    """Two sentences, then the true third among distractors drawn from other documents."""
-    per_doc = [[s for s in _sentences(d) if 20 <= len(s) <= 300] for d in docs]
-    if sum(1 for s in per_doc if s) < N_CHOICES:
+    """Two sentences and the start of a third; the true ending of the third among endings
+    of sentences from other documents (HellaSwag's ctx_a + ctx_b -> ending layout)."""
+    per_doc = [_sentences(d) for d in docs]
+    endings = [[s for s in sents if _can_end(s)] for sents in per_doc]
+    if sum(1 for e in endings if e) < 2:
         return []
-    candidates = [(i, j) for i, sents in enumerate(per_doc) for j in range(len(sents) - 2)]
+    candidates = [
+        (i, j)
+        for i, sents in enumerate(per_doc)
+        for j in range(len(sents) - 2)
+        if len(sents[j]) + len(sents[j + 1]) <= 600 and _can_end(sents[j + 2])
+    ]
     items = []
     for i, j in rng.sample(candidates, min(n, len(candidates))):
         sents = per_doc[i]
-        distractors = []
-        while len(distractors) < N_CHOICES - 1:
-            k = rng.randrange(len(per_doc))
-            if k != i and per_doc[k]:
-                distractors.append(rng.choice(per_doc[k]))
-        choices = [sents[j + 2], *distractors]
+        head, ending = _cut(sents[j + 2], rng)
+        choices = [ending]
+        for _ in range(50 * N_CHOICES):  # bounded: a tiny held-out set may lack endings
+            k = rng.randrange(len(endings))
+            if k != i and endings[k]:
+                other = _cut(rng.choice(endings[k]), rng)[1]
+                if other not in choices:
+                    choices.append(other)
+            if len(choices) == N_CHOICES:
+                break
+        else:
+            continue
         rng.shuffle(choices)
         items.append(
             {
-                "context": f"{sents[j]} {sents[j + 1]}",
+                "context": f"{sents[j]} {sents[j + 1]} {head}",
                 "choices": choices,
-                "label": choices.index(sents[j + 2]),
+                "label": choices.index(ending),
             }
         )
     return items

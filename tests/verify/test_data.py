@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from genesys.lmade.corpus import CorpusError
+from genesys.lmade.corpus import EXTRACT_VERSION, CorpusError, unwrap_paragraphs
 from genesys.lmade.data import (
     SPLITS,
     DataError,
@@ -60,6 +60,10 @@ def test_prepare_reuses_an_identical_build_and_detects_corruption(text_corpus, t
     stamp = os.stat(out / "manifest.json").st_mtime_ns
     assert prepare(request, out=out) == out
     assert os.stat(out / "manifest.json").st_mtime_ns == stamp
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "corpus_version": 0}))
+    prepare(request, out=out)  # built from older corpus cleaning: rebuilt
+    assert json.loads((out / "manifest.json").read_text())["corpus_version"] == EXTRACT_VERSION
     data = PreparedData(out)
     assert 0 < data.vocab_size <= 1024
     shard = out / data.manifest["splits"]["val"]["shards"][0]["file"]
@@ -133,8 +137,29 @@ def test_gpt2_tokenizer_reads_a_tiktoken_ranks_file(text_corpus, tmp_path, monke
     ranks = tmp_path / "bytes.tiktoken"
     ranks.write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)))
     monkeypatch.setenv("GENESYS_GPT2_TIKTOKEN", str(ranks))
-    out = prepare(PrepareRequest(sources=(str(text_corpus),), tokenizer="gpt2", val_frac=0.1,
-                                 test_frac=0.1), out=tmp_path / "ds")
+    out = prepare(
+        PrepareRequest(sources=(str(text_corpus),), tokenizer="gpt2", val_frac=0.1, test_frac=0.1),
+        out=tmp_path / "ds",
+    )
     data = PreparedData(out)
     assert data.vocab_size == 257 and data.eot_id == 256
     assert _split_docs(data, "val") == data.texts("val")
+
+
+def test_hard_wrapped_prose_is_unwrapped_and_code_lists_kept():
+    prose = (
+        "It is a truth universally acknowledged, that a single man in\n"
+        "possession of a good fortune, must be in want of a wife. However\n"
+        "little known the feelings."
+    )
+    code = "    def f(x):\n        return x + 1\n    print(f(2))"
+    items = (
+        "- first item of a list that is long enough to look wrapped\n"
+        "- second item of the same list, also long enough to be wrapped"
+    )
+    short = "CHAPTER 1\nAn opening line"
+    text = "\n\n".join([prose, code, items, short])
+    out = unwrap_paragraphs(text).split("\n\n")
+    assert out[0] == " ".join(prose.split("\n"))
+    assert out[1:] == [code, items, short]
+    assert unwrap_paragraphs(out[0]) == out[0]

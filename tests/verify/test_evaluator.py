@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -39,17 +40,22 @@ def test_offline_suite_is_deterministic_and_well_formed(tiny_data, tmp_path):
         json.loads(x) for x in (tmp_path / "a" / f"{CLOZE_TASK}.jsonl").read_text().splitlines()
     ]
     assert cloze and all(
-        c["target"].isalpha()
-        and c["target"] not in c["context"][-len(c["target"]) :]
-        or c["context"]
-        for c in cloze
+        c["target"].isalpha() and re.search(rf"\b{c['target']}\b", c["context"]) for c in cloze
     )
+    flat = " ".join(" ".join(d.split()) for d in docs)
+    assert all(f"{c['context']} {c['target']}" in flat for c in cloze)
     mc = [
         json.loads(x) for x in (tmp_path / "a" / f"{NEXTSENT_TASK}.jsonl").read_text().splitlines()
     ]
-    assert mc and all(len(m["choices"]) == 4 and 0 <= m["label"] < 4 for m in mc)
-    held_out = " ".join(docs)
-    assert all(m["context"].split()[0] in held_out for m in mc)
+    assert mc and all(len(set(m["choices"])) == 4 and 0 <= m["label"] < 4 for m in mc)
+    # the context ends inside a sentence that the labelled ending completes
+    assert all(f"{m['context']} {m['choices'][m['label']]}" in flat for m in mc)
+    assert all(
+        f"{m['context']} {c}" not in flat
+        for m in mc
+        for c in m["choices"]
+        if c != m["choices"][m["label"]]
+    )
 
 
 def test_fitness_normalisation():

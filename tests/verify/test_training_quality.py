@@ -1,10 +1,8 @@
-"""A micro GPT trained briefly beats the same model untrained on the offline suite.
+"""A micro GPT trained for ~1M tokens beats the same model untrained on every offline task.
 
-Measured on a 2-core CPU (see the issue report): after 300k tokens the likelihood metrics
-improve by a wide margin (bits/byte 3.14 -> 2.38, cloze target perplexity 3.2M -> 0.6M),
-while the accuracy metrics (cloze exact-word acc, next-sentence acc_norm) do not yet
-separate from chance at this budget; this test asserts the likelihood metrics and that
-every task reports its accuracy.
+Measured on a 2-core CPU (about a minute of training): bits/byte 3.1 -> ~2.0, cloze
+accuracy 0 -> ~0.08 and next-sentence acc_norm 0.25 -> ~0.33 (see the issue's closing
+note for the figures of this exact run).
 """
 
 from __future__ import annotations
@@ -18,8 +16,8 @@ from genesys.lmade.evaluator import evaluate
 from genesys.lmade.monitor import MonitorConfig
 from genesys.lmade.trainer import TrainConfig, train
 
-TOKENS = 200_000  # ~100 steps of 16 x 128 tokens
-ITEMS = 100
+TOKENS = 1_000_000  # ~980 steps of 8 x 128 tokens
+ITEMS = 600
 
 
 @pytest.fixture(scope="module")
@@ -32,27 +30,29 @@ def austen(tmp_path_factory) -> PreparedData:
 
 
 @pytest.mark.slow
-def test_trained_micro_gpt_beats_untrained_on_the_offline_suite(austen):
+def test_trained_micro_gpt_beats_untrained_on_every_offline_task(austen):
     design = seeds.get("gpt")
     config = TrainConfig(
         tokens=TOKENS,
         context=128,
-        batch_size=16,
+        batch_size=8,
         lr=3e-3,
         eval_every=10**9,
-        monitor=MonitorConfig(slowdown_factor=1e6),
-    )  # shared CI hosts
-    result = train(design, "micro", austen, config)
+        monitor=MonitorConfig(slowdown_factor=1e6),  # shared CI hosts
+    )
+    result = train(design, "micro", austen, config, progress_bar=False)
     assert not result.aborted, result.reason
     assert result.tokens_seen >= TOKENS and result.val_loss < result.loss_curve[0][2]
     torch.manual_seed(config.seed)
-    untrained = build_lm(design, "micro", austen.vocab_size)
-    untrained.context = 128
+    untrained = build_lm(design, "micro", austen.vocab_size, context=128)
     docs = austen.texts("test")
     before = evaluate(untrained, austen.tokenizer, docs, n_items=ITEMS)
     after = evaluate(result.model, austen.tokenizer, docs, n_items=ITEMS)
+    print(f"before={before.tasks} after={after.tasks} fitness {before.fitness}->{after.fitness}")
     assert set(after.tasks) == set(before.tasks) == {PPL_TASK, CLOZE_TASK, NEXTSENT_TASK}
-    assert after.tasks[PPL_TASK]["bits_per_byte"] < before.tasks[PPL_TASK]["bits_per_byte"]
+    assert after.tasks[PPL_TASK]["bits_per_byte"] < before.tasks[PPL_TASK]["bits_per_byte"] - 0.5
     assert after.tasks[CLOZE_TASK]["perplexity"] < before.tasks[CLOZE_TASK]["perplexity"]
-    assert "acc" in after.tasks[CLOZE_TASK] and "acc_norm" in after.tasks[NEXTSENT_TASK]
-    assert after.fitness is not None and 0.0 <= after.fitness <= 1.0
+    # margins of several standard errors at these item counts, not just "not worse"
+    assert after.tasks[CLOZE_TASK]["acc"] >= before.tasks[CLOZE_TASK]["acc"] + 0.03
+    assert after.tasks[NEXTSENT_TASK]["acc_norm"] >= before.tasks[NEXTSENT_TASK]["acc_norm"] + 0.04
+    assert after.fitness > before.fitness
