@@ -128,8 +128,10 @@ def nextsent_items(docs: list[str], n: int, rng: random.Random) -> list[dict]:
     """Two sentences and the start of a third; the true ending of the third among endings
     of sentences from other documents (HellaSwag's ctx_a + ctx_b -> ending layout)."""
     per_doc = [_sentences(d) for d in docs]
-    endings = [[s for s in sents if _can_end(s)] for sents in per_doc]
-    if sum(1 for e in endings if e) < 2:
+    # distractors are drawn uniformly over all sentences (not per document), so that they
+    # come from the same distribution as the true endings
+    endings = [(i, s) for i, sents in enumerate(per_doc) for s in sents if _can_end(s)]
+    if len({i for i, _ in endings}) < 2:
         return []
     candidates = [
         (i, j)
@@ -143,11 +145,10 @@ def nextsent_items(docs: list[str], n: int, rng: random.Random) -> list[dict]:
         head, ending = _cut(sents[j + 2], rng)
         choices = [ending]
         for _ in range(50 * N_CHOICES):  # bounded: a tiny held-out set may lack endings
-            k = rng.randrange(len(endings))
-            if k != i and endings[k]:
-                other = _cut(rng.choice(endings[k]), rng)[1]
-                if other not in choices:
-                    choices.append(other)
+            k, other = rng.choice(endings)
+            other = _cut(other, rng)[1]
+            if k != i and other not in choices:
+                choices.append(other)
             if len(choices) == N_CHOICES:
                 break
         else:

@@ -1,8 +1,7 @@
 """A micro GPT trained for ~1M tokens beats the same model untrained on every offline task.
 
-Measured on a 2-core CPU (about a minute of training): bits/byte 3.1 -> ~2.0, cloze
-accuracy 0 -> ~0.08 and next-sentence acc_norm 0.25 -> ~0.33 (see the issue's closing
-note for the figures of this exact run).
+Measured on a 2-core CPU (about a minute of training): bits/byte 3.13 -> 1.75, cloze
+accuracy 0 -> 0.059, next-sentence acc_norm 0.253 -> 0.357, fitness 0.002 -> 0.101.
 """
 
 from __future__ import annotations
