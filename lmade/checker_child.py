@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
-import linecache
 import math
 import statistics
 import sysconfig
@@ -26,7 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from genesys.design import Design, load_design
+from genesys.design import Design, execute_design, load_design
 from genesys.lmade import sandbox_guard, seeds
 from genesys.lmade.checker import CHECK_NAMES, CheckSettings
 from genesys.lmade.gau import GAUBase
@@ -55,12 +54,7 @@ class SourceDesign(Design):
 
     @functools.cached_property
     def _namespace(self) -> dict[str, Any]:
-        filename = design_filename(self.name)
-        linecache.cache[filename] = (len(self.source_text), None,
-                                     self.source_text.splitlines(True), filename)
-        namespace: dict[str, Any] = {"__name__": f"genesys_design_{self.digest[:12]}"}
-        exec(compile(self.source_text, filename, "exec"), namespace)  # noqa: S102 - sandboxed
-        return namespace
+        return execute_design(self.source_text, design_filename(self.name), self.digest)
 
     def namespace(self) -> dict[str, Any]:
         return self._namespace

@@ -84,3 +84,15 @@ def test_micro_gpt_learns_a_small_text(gpt):
         after = loss_on(held_out).item()
     assert before > 5.0  # ~ln(256) at init
     assert after < 0.6 * before, (before, after)
+
+
+def test_design_units_can_be_compiled(gpt):
+    # Dynamo imports the module of every function it traces by name; a design's module
+    # must therefore be registered, or torch.compile (TrainConfig.compile) fails.
+    torch.manual_seed(0)
+    model = build_lm(gpt, "check", vocab_size=300).eval()
+    x = torch.randint(0, 300, (2, 16))
+    with torch.no_grad():
+        eager = model(x)
+        compiled = torch.compile(model, backend="eager", fullgraph=False)(x)
+    torch.testing.assert_close(compiled, eager)

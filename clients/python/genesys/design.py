@@ -14,6 +14,8 @@ import hashlib
 import json
 import linecache
 import pprint
+import sys
+import types
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -155,12 +157,7 @@ class Design:
 
     def namespace(self) -> dict[str, Any]:
         """Execute the design and return its module namespace (untrusted code runs here)."""
-        source = self.to_source()
-        filename = f"<design:{self.name}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        namespace: dict[str, Any] = {"__name__": f"genesys_design_{self.digest[:12]}"}
-        exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - see docstring
-        return namespace
+        return execute_design(self.to_source(), f"<design:{self.name}>", self.digest)
 
     def root_class(self) -> type:
         from genesys.lmade.gau import GAUBase
@@ -359,3 +356,16 @@ def _parse_decl(node: ast.expr) -> UnitDecl:
         return UnitDecl(*args, **kwargs)
     except (ValueError, TypeError) as e:
         raise DesignFormatError(f"bad UnitDecl: {e}", node.lineno) from None
+
+
+def execute_design(source: str, filename: str, digest: str) -> dict[str, Any]:
+    """Run design source as a module registered in ``sys.modules`` and return its namespace.
+
+    Registered so that tools that import a function's module by name (torch.compile's
+    Dynamo resolves globals that way) find it; tracebacks show ``filename`` lines."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(f"genesys_design_{digest[:12]}")
+    module.__file__ = filename
+    sys.modules[module.__name__] = module
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - sandboxed callers
+    return module.__dict__
