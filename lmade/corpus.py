@@ -242,6 +242,9 @@ def debian_documents(packages: list[str] | None = None) -> Iterator[str]:
                 errors.append(f"{key}: {e}")
                 log.warning("event=corpus_package_skipped package=%s error=%r", key, str(e))
                 continue
+            for stale in [*folder.glob(f"{key}.jsonl"), *folder.glob(f"{key}-v*.jsonl")]:
+                if stale != target:  # texts of an older extraction
+                    stale.unlink()
         yield from _jsonl_texts(target)
     if len(errors) == len(keys):
         raise CorpusError("; ".join(errors))

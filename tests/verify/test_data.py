@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from genesys.lmade import corpus
 from genesys.lmade.corpus import EXTRACT_VERSION, CorpusError, unwrap_paragraphs
 from genesys.lmade.data import (
     SPLITS,
@@ -163,3 +164,21 @@ def test_hard_wrapped_prose_is_unwrapped_and_code_lists_kept():
     assert out[0] == " ".join(prose.split("\n"))
     assert out[1:] == [code, items, short]
     assert unwrap_paragraphs(out[0]) == out[0]
+
+
+def test_debian_texts_of_an_older_extraction_are_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENESYS_CACHE", str(tmp_path))
+    folder = tmp_path / "corpus" / "debian"
+    folder.mkdir(parents=True)
+    stale = [folder / "r-cran-janeaustenr.jsonl", folder / "r-cran-janeaustenr-v1.jsonl"]
+    other = folder / "python3-doc-v1.jsonl"
+    for f in [*stale, other]:
+        f.write_text(json.dumps({"text": "old"}) + "\n")
+
+    def fetch(key, target):
+        target.write_text(json.dumps({"text": f"new {key}"}) + "\n")
+
+    monkeypatch.setattr(corpus, "_fetch_debian", fetch)
+    assert list(corpus.debian_documents(["r-cran-janeaustenr"])) == ["new r-cran-janeaustenr"]
+    assert not any(f.exists() for f in stale) and other.exists()
+    assert (folder / f"r-cran-janeaustenr-v{EXTRACT_VERSION}.jsonl").exists()
