@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def node_client() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node/npm not installed: the Node gRPC client cannot run")
+        pytest.skip("node/npm not installed: install Node.js to run the Node gRPC client test")
     if not (HERE / "node_modules" / "@grpc" / "grpc-js").is_dir():
         subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=HERE, check=True,
                        capture_output=True, timeout=300)

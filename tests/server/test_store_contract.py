@@ -172,7 +172,10 @@ class TestStoreContract:
 
     def test_survives_reopen(self, store, tmp_path):
         if store.kind == "mongomock":
-            pytest.skip("mongomock keeps no data across clients")
+            pytest.skip(
+                "mongomock keeps no data across clients; set GENESYS_TEST_MONGO_URI to "
+                "run this against a real MongoDB"
+            )
         store.insert_design(design(1))
         store.set_budget("e", "micro", 3)
         store.close()
