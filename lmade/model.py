@@ -130,9 +130,10 @@ def design_params(design: Design, d_model: int, n_block: int, root_cls: type | N
     None when the design cannot be built at that shape (e.g. heads do not divide d_model).
     """
     try:
+        cls = root_cls or design.root_class()  # executes the design: once, not per block
         with torch.device("meta"):
             blocks = nn.ModuleList(
-                (root_cls or design.root_class())(d_model, (i, n_block), dict(design.config), **design.config)
+                cls(d_model, (i, n_block), dict(design.config), **design.config)
                 for i in range(n_block)
             )
     except Exception:  # any failure means "not buildable at this shape"
