@@ -137,7 +137,10 @@ def verify_cmd(
 @click.option("--force", is_flag=True, help="Rebuild even if OUT holds the same build.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def prepare_cmd(sources, tokenizer, out_dir, max_mb, val_frac, test_frac, force, as_json) -> None:
-    """Build tokenised train/val/test shards with a manifest."""
+    """Build tokenised train/val/test shards with a manifest.
+
+    Hard-wrapped prose paragraphs (Debian texts, .txt/.md/.rst files) are joined into one
+    line each, as the evaluation passages are; code, lists and tables keep their lines."""
     from genesys.lmade.corpus import CorpusError
     from genesys.lmade.data import DEFAULT_SOURCES, PreparedData, PrepareRequest, prepare
     from genesys.lmade.tokenizer import TokenizerError
