@@ -71,8 +71,10 @@ def test_killed_agent_job_is_leased_again_and_completed_once(coordinator, agents
 
 
 def test_result_finished_during_outage_arrives_once_after_restart(coordinator, agents):
+    # min_step=1: the job has fetched its design and started; killed earlier, the agent
+    # rightly waits for the coordinator to fetch it, and nothing finishes while down
     client, agent, job = _running_job(coordinator, agents, "outage", lease_s=90, dry_run_s=5,
-                                      min_step=0)
+                                      min_step=1)
     coordinator.kill()
     down_at = time.monotonic()
     wait_for(lambda: "event=job_finished" in agent.output(), 30, "the job to finish while down")
