@@ -134,23 +134,31 @@ class GauTree(_message.Message):
     def __init__(self, name: _Optional[str] = ..., root: _Optional[str] = ..., config_json: _Optional[str] = ..., imports: _Optional[_Iterable[str]] = ..., units: _Optional[_Iterable[_Union[GauUnit, _Mapping]]] = ..., doc: _Optional[str] = ...) -> None: ...
 
 class PromptRecord(_message.Message):
-    __slots__ = ("role", "model", "prompt", "response", "prompt_tokens", "completion_tokens")
+    __slots__ = ("role", "model", "prompt", "response", "prompt_tokens", "completion_tokens", "latency_seconds", "stage", "attempt", "unit")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
     role: str
     model: str
     prompt: str
     response: str
     prompt_tokens: int
     completion_tokens: int
-    def __init__(self, role: _Optional[str] = ..., model: _Optional[str] = ..., prompt: _Optional[str] = ..., response: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ...) -> None: ...
+    latency_seconds: float
+    stage: str
+    attempt: int
+    unit: str
+    def __init__(self, role: _Optional[str] = ..., model: _Optional[str] = ..., prompt: _Optional[str] = ..., response: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., latency_seconds: _Optional[float] = ..., stage: _Optional[str] = ..., attempt: _Optional[int] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class DesignTrace(_message.Message):
-    __slots__ = ("operation", "proposal", "review", "review_rating", "prompts", "notes", "agent", "attempts", "metadata_json")
+    __slots__ = ("operation", "proposal", "review", "review_rating", "prompts", "notes", "agent", "attempts", "metadata_json", "designer", "prompt_tokens", "completion_tokens", "check_report_json", "abandoned_reason")
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     REVIEW_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +168,11 @@ class DesignTrace(_message.Message):
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    DESIGNER_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_REASON_FIELD_NUMBER: _ClassVar[int]
     operation: DesignOperation
     proposal: str
     review: str
@@ -169,11 +182,33 @@ class DesignTrace(_message.Message):
     agent: str
     attempts: int
     metadata_json: str
-    def __init__(self, operation: _Optional[_Union[DesignOperation, str]] = ..., proposal: _Optional[str] = ..., review: _Optional[str] = ..., review_rating: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptRecord, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ..., agent: _Optional[str] = ..., attempts: _Optional[int] = ..., metadata_json: _Optional[str] = ...) -> None: ...
+    designer: str
+    prompt_tokens: int
+    completion_tokens: int
+    check_report_json: str
+    abandoned_reason: str
+    def __init__(self, operation: _Optional[_Union[DesignOperation, str]] = ..., proposal: _Optional[str] = ..., review: _Optional[str] = ..., review_rating: _Optional[float] = ..., prompts: _Optional[_Iterable[_Union[PromptRecord, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ..., agent: _Optional[str] = ..., attempts: _Optional[int] = ..., metadata_json: _Optional[str] = ..., designer: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., check_report_json: _Optional[str] = ..., abandoned_reason: _Optional[str] = ...) -> None: ...
+
+class CurvePoint(_message.Message):
+    __slots__ = ("step", "loss", "tokens")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    LOSS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    loss: float
+    tokens: int
+    def __init__(self, step: _Optional[int] = ..., loss: _Optional[float] = ..., tokens: _Optional[int] = ...) -> None: ...
 
 class RungResult(_message.Message):
-    __slots__ = ("rung", "metrics", "metrics_json", "job_id", "worker_id", "reported_at", "tokens_trained", "wall_seconds")
+    __slots__ = ("rung", "metrics", "metrics_json", "job_id", "worker_id", "reported_at", "tokens_trained", "wall_seconds", "stderr", "train_curve", "val_curve", "tokens_per_second", "peak_memory_bytes", "training_seed", "repeats")
     class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class StderrEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +223,13 @@ class RungResult(_message.Message):
     REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     TOKENS_TRAINED_FIELD_NUMBER: _ClassVar[int]
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_CURVE_FIELD_NUMBER: _ClassVar[int]
+    VAL_CURVE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    PEAK_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_SEED_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
     rung: str
     metrics: _containers.ScalarMap[str, float]
     metrics_json: str
@@ -196,10 +238,17 @@ class RungResult(_message.Message):
     reported_at: _timestamp_pb2.Timestamp
     tokens_trained: int
     wall_seconds: float
-    def __init__(self, rung: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_json: _Optional[str] = ..., job_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tokens_trained: _Optional[int] = ..., wall_seconds: _Optional[float] = ...) -> None: ...
+    stderr: _containers.ScalarMap[str, float]
+    train_curve: _containers.RepeatedCompositeFieldContainer[CurvePoint]
+    val_curve: _containers.RepeatedCompositeFieldContainer[CurvePoint]
+    tokens_per_second: float
+    peak_memory_bytes: int
+    training_seed: int
+    repeats: int
+    def __init__(self, rung: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., metrics_json: _Optional[str] = ..., job_id: _Optional[str] = ..., worker_id: _Optional[str] = ..., reported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tokens_trained: _Optional[int] = ..., wall_seconds: _Optional[float] = ..., stderr: _Optional[_Mapping[str, float]] = ..., train_curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., val_curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., tokens_per_second: _Optional[float] = ..., peak_memory_bytes: _Optional[int] = ..., training_seed: _Optional[int] = ..., repeats: _Optional[int] = ...) -> None: ...
 
 class Design(_message.Message):
-    __slots__ = ("id", "experiment", "name", "digest", "tree", "source", "parents", "trace", "results", "fitness", "confidence", "quadrant", "state", "created_at", "seed", "submitted_by", "job_id")
+    __slots__ = ("id", "experiment", "name", "digest", "tree", "source", "parents", "trace", "results", "fitness", "confidence", "quadrant", "state", "created_at", "seed", "submitted_by", "job_id", "fingerprint", "label", "fitness_stderr")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -217,6 +266,9 @@ class Design(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    FITNESS_STDERR_FIELD_NUMBER: _ClassVar[int]
     id: str
     experiment: str
     name: str
@@ -234,7 +286,10 @@ class Design(_message.Message):
     seed: bool
     submitted_by: str
     job_id: str
-    def __init__(self, id: _Optional[str] = ..., experiment: _Optional[str] = ..., name: _Optional[str] = ..., digest: _Optional[str] = ..., tree: _Optional[_Union[GauTree, _Mapping]] = ..., source: _Optional[str] = ..., parents: _Optional[_Iterable[str]] = ..., trace: _Optional[_Union[DesignTrace, _Mapping]] = ..., results: _Optional[_Iterable[_Union[RungResult, _Mapping]]] = ..., fitness: _Optional[float] = ..., confidence: _Optional[int] = ..., quadrant: _Optional[_Union[Quadrant, str]] = ..., state: _Optional[_Union[DesignState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seed: _Optional[bool] = ..., submitted_by: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    fingerprint: str
+    label: str
+    fitness_stderr: float
+    def __init__(self, id: _Optional[str] = ..., experiment: _Optional[str] = ..., name: _Optional[str] = ..., digest: _Optional[str] = ..., tree: _Optional[_Union[GauTree, _Mapping]] = ..., source: _Optional[str] = ..., parents: _Optional[_Iterable[str]] = ..., trace: _Optional[_Union[DesignTrace, _Mapping]] = ..., results: _Optional[_Iterable[_Union[RungResult, _Mapping]]] = ..., fitness: _Optional[float] = ..., confidence: _Optional[int] = ..., quadrant: _Optional[_Union[Quadrant, str]] = ..., state: _Optional[_Union[DesignState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seed: _Optional[bool] = ..., submitted_by: _Optional[str] = ..., job_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., label: _Optional[str] = ..., fitness_stderr: _Optional[float] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("seq", "kind", "experiment", "time", "design_id", "job_id", "worker_id", "message", "data_json")

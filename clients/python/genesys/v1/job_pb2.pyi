@@ -125,8 +125,15 @@ class ProgressEvent(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., fraction: _Optional[float] = ..., stage: _Optional[str] = ..., message: _Optional[str] = ..., metrics_json: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class JobResult(_message.Message):
-    __slots__ = ("metrics", "metrics_json", "design_id", "wall_seconds", "tokens_trained", "log_tail")
+    __slots__ = ("metrics", "metrics_json", "design_id", "wall_seconds", "tokens_trained", "log_tail", "stderr", "fingerprint")
     class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class StderrEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -139,13 +146,17 @@ class JobResult(_message.Message):
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_TRAINED_FIELD_NUMBER: _ClassVar[int]
     LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.ScalarMap[str, float]
     metrics_json: str
     design_id: str
     wall_seconds: float
     tokens_trained: int
     log_tail: str
-    def __init__(self, metrics: _Optional[_Mapping[str, float]] = ..., metrics_json: _Optional[str] = ..., design_id: _Optional[str] = ..., wall_seconds: _Optional[float] = ..., tokens_trained: _Optional[int] = ..., log_tail: _Optional[str] = ...) -> None: ...
+    stderr: _containers.ScalarMap[str, float]
+    fingerprint: str
+    def __init__(self, metrics: _Optional[_Mapping[str, float]] = ..., metrics_json: _Optional[str] = ..., design_id: _Optional[str] = ..., wall_seconds: _Optional[float] = ..., tokens_trained: _Optional[int] = ..., log_tail: _Optional[str] = ..., stderr: _Optional[_Mapping[str, float]] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class Device(_message.Message):
     __slots__ = ("kind", "name", "memory_bytes")

@@ -1,11 +1,21 @@
 from genesys.v1 import job_pb2 as _job_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class FailureKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAILURE_KIND_UNSPECIFIED: _ClassVar[FailureKind]
+    FAILURE_KIND_DESIGN: _ClassVar[FailureKind]
+    FAILURE_KIND_INFRASTRUCTURE: _ClassVar[FailureKind]
+FAILURE_KIND_UNSPECIFIED: FailureKind
+FAILURE_KIND_DESIGN: FailureKind
+FAILURE_KIND_INFRASTRUCTURE: FailureKind
 
 class RegisterWorkerRequest(_message.Message):
     __slots__ = ("name", "capabilities", "version", "worker_id")
@@ -140,18 +150,22 @@ class CompleteJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., already_completed: _Optional[bool] = ..., next_job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., next_lease: _Optional[_Union[_job_pb2.Lease, _Mapping]] = ...) -> None: ...
 
 class FailJobRequest(_message.Message):
-    __slots__ = ("job_id", "fencing_token", "worker_id", "error", "retryable")
+    __slots__ = ("job_id", "fencing_token", "worker_id", "error", "retryable", "kind", "result_json")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     fencing_token: int
     worker_id: str
     error: str
     retryable: bool
-    def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., worker_id: _Optional[str] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
+    kind: FailureKind
+    result_json: str
+    def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., worker_id: _Optional[str] = ..., error: _Optional[str] = ..., retryable: _Optional[bool] = ..., kind: _Optional[_Union[FailureKind, str]] = ..., result_json: _Optional[str] = ...) -> None: ...
 
 class FailJobResponse(_message.Message):
     __slots__ = ("job",)
