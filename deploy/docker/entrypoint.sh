@@ -18,6 +18,12 @@ need_file() {  # need_file WHAT PATH
 
 tls_on() { [ "${GENESYS_TLS:-on}" != "off" ]; }
 
+need_ca() {  # a client of a TLS service needs the CA that signed its certificate
+    if tls_on; then
+        need_file "CA certificate (GENESYS_CA_CERT)" "${GENESYS_CA_CERT:-}"
+    fi
+}
+
 # A secret given as a file (Docker/Kubernetes secrets) becomes the variable the process reads.
 if [ -n "${GENESYS_STORE_URL_FILE:-}" ]; then
     need_file "store URL secret (GENESYS_STORE_URL_FILE)" "$GENESYS_STORE_URL_FILE"
@@ -45,8 +51,8 @@ agent)
     token="${GENESYS_TOKEN_FILE:-/run/secrets/worker_token}"
     need_file "worker token (GENESYS_TOKEN_FILE)" "$token"
     set -- --token-file "$token" "$@"
+    need_ca
     if tls_on; then
-        need_file "CA certificate (GENESYS_CA_CERT)" "${GENESYS_CA_CERT:-}"
         set -- --tls-ca "$GENESYS_CA_CERT" "$@"
     fi
     unset GENESYS_TOKEN_FILE  # the agent reads the file itself; its children never see it
@@ -63,9 +69,7 @@ gateway)
 dashboard)
     [ -n "${GENESYS_COORDINATOR:-}" ] || die "GENESYS_COORDINATOR (host:port of the coordinator) is not set"
     need_file "dashboard token (GENESYS_TOKEN_FILE)" "${GENESYS_TOKEN_FILE:-}"
-    if tls_on; then
-        need_file "CA certificate (GENESYS_CA_CERT)" "${GENESYS_CA_CERT:-}"
-    fi
+    need_ca
     exec genesys ui --coordinator "$GENESYS_COORDINATOR" \
         --listen "${GENESYS_UI_LISTEN:-0.0.0.0:8080}" "$@"
     ;;
@@ -78,9 +82,7 @@ token)
     fi
     [ -n "${GENESYS_COORDINATOR:-}" ] || die "GENESYS_COORDINATOR (host:port of the coordinator) is not set"
     need_file "admin token (GENESYS_TOKEN_FILE)" "${GENESYS_TOKEN_FILE:-}"
-    if tls_on; then
-        need_file "CA certificate (GENESYS_CA_CERT)" "${GENESYS_CA_CERT:-}"
-    fi
+    need_ca
     umask 077
     secret="$(genesys token create "${GENESYS_NEW_TOKEN_NAME:-agents}" \
         --role "${GENESYS_NEW_TOKEN_ROLE:-worker}")"

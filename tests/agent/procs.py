@@ -66,12 +66,16 @@ class CoordinatorProcess:
         self.proc: subprocess.Popen | None = None
         self.log = data_dir.parent / f"{data_dir.name}.log"
 
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that start the server."""
+        return ([*CLI, "server", "start", "--listen", self.address, "--data-dir", str(self.data_dir)],
+                os.environ | SERVER_ENV)
+
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd, env = self.command()
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [*CLI, "server", "start", "--listen", self.address, "--data-dir", str(self.data_dir)],
-                stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ | SERVER_ENV)
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         ready = threading.Event()
 
         def read() -> None:

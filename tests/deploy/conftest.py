@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from agent.procs import READY, SERVER_ENV, free_tcp_port
+from agent.procs import SERVER_ENV, CoordinatorProcess, free_tcp_port
 from genesys.client.coordinator import Coordinator
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -32,23 +30,28 @@ def certs(tmp_path_factory) -> Path:
     return out
 
 
-@dataclass
-class TlsCoordinator:
-    address: str
-    data_dir: Path
-    ca: Path
-    proc: subprocess.Popen
+class TlsCoordinator(CoordinatorProcess):
+    """The coordinator image's entrypoint (`entrypoint.sh coordinator`) with TLS, on 127.0.0.1."""
 
-    @property
-    def admin_token(self) -> str:
-        return (self.data_dir / "token").read_text().strip()
+    def __init__(self, root: Path, port: int, certs: Path):
+        super().__init__(root / "data", port)
+        self.config, self.certs = root / "coordinator.toml", certs
+        self.ca = certs / "ca.pem"
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        self.config.write_text(f'listen = "{self.address}"\n')
+        env = tool_env(**SERVER_ENV, GENESYS_CONFIG_FILE=str(self.config),
+                       GENESYS_DATA_DIR=str(self.data_dir),
+                       GENESYS_TLS_CERT=str(self.certs / "server.pem"),
+                       GENESYS_TLS_KEY=str(self.certs / "server.key"))
+        return ["sh", str(DEPLOY / "docker/entrypoint.sh"), "coordinator"], env
 
     def client(self, token: str | None = None) -> Coordinator:
-        return Coordinator(self.address, token or self.admin_token, ca_cert=str(self.ca), timeout=10.0)
+        return Coordinator(self.address, token or self.token, ca_cert=str(self.ca), timeout=10.0)
 
     def cli(self, *args: str) -> str:
         """`genesys ARGS` against this coordinator with the admin token, as an operator runs it."""
-        env = tool_env(GENESYS_COORDINATOR=self.address, GENESYS_TOKEN=self.admin_token,
+        env = tool_env(GENESYS_COORDINATOR=self.address, GENESYS_TOKEN=self.token,
                        GENESYS_CA_CERT=str(self.ca))
         return subprocess.run(["genesys", *args], env=env, check=True, capture_output=True,
                               text=True, timeout=60).stdout
@@ -56,30 +59,7 @@ class TlsCoordinator:
 
 @pytest.fixture(scope="module")
 def tls_coordinator(tmp_path_factory, certs: Path) -> Iterator[TlsCoordinator]:
-    root = tmp_path_factory.mktemp("coordinator")
-    config = root / "coordinator.toml"
-    address = f"127.0.0.1:{free_tcp_port()}"
-    config.write_text(f'listen = "{address}"\n')
-    env = tool_env(**SERVER_ENV, GENESYS_CONFIG_FILE=str(config), GENESYS_DATA_DIR=str(root / "data"),
-                   GENESYS_TLS_CERT=str(certs / "server.pem"), GENESYS_TLS_KEY=str(certs / "server.key"))
-    log = open(root / "coordinator.log", "wb")
-    proc = subprocess.Popen(["sh", str(DEPLOY / "docker/entrypoint.sh"), "coordinator"], env=env,
-                            stdout=subprocess.PIPE, stderr=log, text=True)
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in proc.stdout:
-            if line.startswith(READY):
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
-        proc.kill()
-        raise AssertionError((root / "coordinator.log").read_text()[-3000:])
-    yield TlsCoordinator(address, root / "data", certs / "ca.pem", proc)
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    coordinator = TlsCoordinator(tmp_path_factory.mktemp("coordinator"), free_tcp_port(), certs)
+    coordinator.start(timeout=60)
+    yield coordinator
+    coordinator.stop()

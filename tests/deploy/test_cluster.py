@@ -72,16 +72,18 @@ def test_two_agents_and_a_gateway_finish_an_experiment_over_tls(tls_coordinator,
         agents.append(_entrypoint("agent", env, tmp_path / f"{name}.log", "--threads", "1", "--name", name, *extra))
     try:
         client = tls_coordinator.client()
+        logs = lambda: "\n".join(p.read_text()[-1500:] for p in tmp_path.glob("*.log"))  # noqa: E731
         client.create_experiment("cluster", _config(), seeds=["gpt", "retnet"])
 
         def finished() -> bool:
+            dead = [proc.args for proc in agents if proc.poll() is not None]
+            assert not dead, f"an agent exited early: {dead}\n{logs()}"
             designs = client.list_designs("cluster")
             jobs = client.list_jobs(experiment="cluster")
             open_jobs = [j for j in jobs if j.state in (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_LEASED)]
             return (len(designs) == 3 and not open_jobs
                     and all(any(r.rung == "micro" for r in d.results) for d in designs))
 
-        logs = lambda: "\n".join(p.read_text()[-1500:] for p in tmp_path.glob("*.log"))  # noqa: E731
         wait_for(finished, 240, "the experiment to finish")
         designs = client.list_designs("cluster")
         child = next(d for d in designs if not d.seed)
