@@ -18,6 +18,10 @@ need_file() {  # need_file WHAT PATH
 
 tls_on() { [ "${GENESYS_TLS:-on}" != "off" ]; }
 
+need_coordinator() {
+    [ -n "${GENESYS_COORDINATOR:-}" ] || die "GENESYS_COORDINATOR (host:port of the coordinator) is not set"
+}
+
 need_ca() {  # a client of a TLS service needs the CA that signed its certificate
     if tls_on; then
         need_file "CA certificate (GENESYS_CA_CERT)" "${GENESYS_CA_CERT:-}"
@@ -47,7 +51,7 @@ coordinator)
         --data-dir "${GENESYS_DATA_DIR:-/var/lib/genesys/coordinator}" "$@"
     ;;
 agent)
-    [ -n "${GENESYS_COORDINATOR:-}" ] || die "GENESYS_COORDINATOR (host:port of the coordinator) is not set"
+    need_coordinator
     token="${GENESYS_TOKEN_FILE:-/run/secrets/worker_token}"
     need_file "worker token (GENESYS_TOKEN_FILE)" "$token"
     set -- --token-file "$token" "$@"
@@ -67,7 +71,7 @@ gateway)
     exec genesys gateway start --config "$config" "$@"
     ;;
 dashboard)
-    [ -n "${GENESYS_COORDINATOR:-}" ] || die "GENESYS_COORDINATOR (host:port of the coordinator) is not set"
+    need_coordinator
     need_file "dashboard token (GENESYS_TOKEN_FILE)" "${GENESYS_TOKEN_FILE:-}"
     need_ca
     exec genesys ui --coordinator "$GENESYS_COORDINATOR" \
@@ -80,7 +84,7 @@ token)
         echo "genesys-entrypoint: token already at $out"
         exit 0
     fi
-    [ -n "${GENESYS_COORDINATOR:-}" ] || die "GENESYS_COORDINATOR (host:port of the coordinator) is not set"
+    need_coordinator
     need_file "admin token (GENESYS_TOKEN_FILE)" "${GENESYS_TOKEN_FILE:-}"
     need_ca
     umask 077

@@ -41,6 +41,18 @@ def _stop(*procs: subprocess.Popen) -> None:
             proc.kill()
 
 
+def _make_token(coordinator, name: str, out: Path) -> None:
+    env = {"GENESYS_COORDINATOR": coordinator.address, "GENESYS_CA_CERT": str(coordinator.ca),
+           "GENESYS_TOKEN_FILE": str(coordinator.data_dir / "token"), "GENESYS_NEW_TOKEN_NAME": name,
+           "GENESYS_NEW_TOKEN_ROLE": "worker", "GENESYS_NEW_TOKEN_OUT": str(out)}
+    for _ in range(2):  # the second run keeps the token it finds
+        run = subprocess.run(["sh", str(DEPLOY / "docker/entrypoint.sh"), "token"], env=tool_env(**env),
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+    assert "token already at" in run.stdout
+    assert out.stat().st_mode & 0o077 == 0
+
+
 def _config() -> experiment_pb2.ExperimentConfig:
     config = experiment_pb2.ExperimentConfig()
     config.ladder.rungs.add(name="micro", budget=3, lease_seconds=60)
@@ -62,8 +74,11 @@ def test_two_agents_and_a_gateway_finish_an_experiment_over_tls(tls_coordinator,
     agents = []
     for name, role, extra in (("verifier", "verify", ("--dry-run", "1")), ("designer", "design", ())):
         token = tmp_path / f"{name}.token"
-        token.write_text(tls_coordinator.cli("token", "create", name, "--role", "worker").strip())
-        os.chmod(token, 0o600)
+        if name == "verifier":  # the compose file's one-shot token service
+            _make_token(tls_coordinator, name, token)
+        else:  # the guide's step 2
+            token.write_text(tls_coordinator.cli("token", "create", name, "--role", "worker").strip())
+            os.chmod(token, 0o600)
         env = {"GENESYS_COORDINATOR": tls_coordinator.address, "GENESYS_TOKEN_FILE": str(token),
                "GENESYS_CA_CERT": str(tls_coordinator.ca), "GENESYS_AGENT_ROLES": role,
                "GENESYS_AGENT_GPUS": "none", "GENESYS_WORK_DIR": str(tmp_path / name),
