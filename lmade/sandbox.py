@@ -7,6 +7,11 @@ wrapped in ``unshare``/``setpriv``, and gets a scrubbed environment. The target 
 as ``function(payload, emit)``; ``emit(dict)`` streams progress events to ``on_event`` and
 the return value (JSON-able) comes back in ``SandboxResult.value``.
 
+``open_session(target, payload, limits)`` starts the same child for a conversation: the
+target is called as ``function(payload, emit, inbox)`` and answers the requests that the
+trusted parent sends with ``Session.call(op, **data)``; this is how graders ask design code
+for raw outputs on inputs they choose, without running any of it in their own process.
+
 This module needs only the standard library (the GPU agent loads it without torch).
 
 Layers, strongest first (``isolation()`` says which this machine provides):
@@ -298,6 +303,8 @@ class _Run:
         self.exit: dict | None = None  # the supervisor's report on how the worker ended
         self.stopped: str | None = None  # timeout / cancelled when the parent killed it
         self.jail_errors: list[str] = []
+        self.session: Session | None = None  # set when the parent converses with the worker
+        self.worker_pid: int | None = None  # host pid of the worker, once it has started
 
     def run(self) -> SandboxResult:
         started = time.monotonic()
@@ -328,6 +335,7 @@ class _Run:
         limits["env"] = {}
         return json.dumps({
             "target": self.target, "payload": self.payload, "limits": limits,
+            "session": self.session is not None,
             "nonce": self.nonce, "scratch": scratch, "pythonpath": list(self.limits.pythonpath),
             "read_roots": read_roots, "write_roots": [scratch, *self.limits.writable_dirs],
         }).encode()
@@ -336,7 +344,8 @@ class _Run:
         events_r, events_w = os.pipe()
         status_r, status_w = os.pipe()
         control_r, control_w = os.pipe()
-        child_fds = (events_w, status_w, control_r)
+        requests_r, requests_w = os.pipe()
+        child_fds = (events_w, status_w, control_r, requests_r)
         read_roots = _read_roots(self.limits, scratch, self.target)
         prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
         cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), *map(str, child_fds)]
@@ -348,11 +357,15 @@ class _Run:
                 env=_child_env(self.limits, scratch), pass_fds=child_fds,
                 start_new_session=True)
         except OSError as exc:
-            for fd in (events_r, status_r, control_w, *child_fds):
+            for fd in (events_r, status_r, control_w, requests_w, *child_fds):
                 os.close(fd)
             return SandboxResult(False, reason="start_failed", error=f"cannot start: {exc}")
         for fd in child_fds:
             os.close(fd)
+        if self.session is not None:
+            self.session._attach(requests_w, proc.pid)
+        else:
+            os.close(requests_w)  # the worker reads end-of-file: no requests will come
         threading.Thread(target=self._feed, args=(proc, self._request(scratch, read_roots)),
                          daemon=True).start()
         try:
@@ -361,6 +374,8 @@ class _Run:
             self._kill(proc)
             for fd in (events_r, status_r, control_w):
                 os.close(fd)
+            if self.session is not None:
+                self.session._detach()
         return self._outcome(proc)
 
     @staticmethod
@@ -437,6 +452,8 @@ class _Run:
             self.violations.append({"operation": message.get("operation"),
                                     "detail": message.get("detail"),
                                     "after_event": self.events[-1] if self.events else None})
+        elif kind == "reply" and self.session is not None:
+            self.session._on_reply(message)
         elif kind in ("result", "error") and self.final is None:
             self.final = message
 
@@ -516,3 +533,188 @@ def run_sandboxed(
     if ":" not in target:
         raise ValueError(f"target must be 'module:function', got {target!r}")
     return _Run(target, payload, limits or Limits(), on_event, cancel).run()
+
+
+class SessionClosed(RuntimeError):
+    """The worker ended (crashed, was killed, hit a limit) before it answered; ``result``
+    says how, like ``run_sandboxed``'s."""
+
+    def __init__(self, result: SandboxResult):
+        super().__init__(f"{result.reason}: {result.error}")
+        self.result = result
+
+
+class Session:
+    """A conversation with one sandboxed worker: ``call`` sends a request and waits for the
+    worker's reply; ``close`` ends the conversation and returns how the worker ended.
+
+    Replies are raw data from untrusted code: callers validate every field they read.
+    """
+
+    def __init__(self, target: str, payload: dict, limits: Limits,
+                 on_event: Callable[[dict], None] | None, cancel: threading.Event | None):
+        self._cancel = cancel or threading.Event()
+        self._run = _Run(target, payload, limits, on_event, self._cancel)
+        self._run.session = self
+        self._lock = threading.Condition()
+        self._replies: dict[int, dict] = {}
+        self._next_id = 0
+        self._fd: int | None = None
+        self._pid: int | None = None
+        self._ended = False
+        self.result: SandboxResult | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True, name="sandbox-session")
+        self._thread.start()
+
+    # -- called by the run's threads --------------------------------------------------------
+    def _main(self) -> None:
+        result = self._run.run()
+        with self._lock:
+            self.result = result
+            self._ended = True
+            self._lock.notify_all()
+
+    def _attach(self, fd: int, pid: int) -> None:
+        with self._lock:
+            self._fd, self._pid = fd, pid
+            self._lock.notify_all()
+
+    def _detach(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._lock.notify_all()
+
+    def _on_reply(self, message: dict) -> None:
+        ident = message.get("id")
+        if not isinstance(ident, int) or not 0 <= ident < self._next_id:
+            return  # not an answer to anything asked
+        with self._lock:
+            self._replies.setdefault(ident, message)
+            self._lock.notify_all()
+
+    # -- the caller's side -----------------------------------------------------------------
+    def call(self, op: str, timeout: float | None = None, **data: object) -> dict:
+        """Send ``op`` with ``data`` (JSON-able) and return the worker's reply (a dict).
+
+        Raises ``SessionClosed`` when the worker ended first, and kills the worker and
+        raises ``TimeoutError`` when no reply came within ``timeout`` seconds.
+        """
+        line = None
+        with self._lock:
+            while self._fd is None and not self._ended:
+                self._lock.wait()
+            if not self._ended:
+                ident = self._next_id
+                self._next_id += 1
+                line = (json.dumps({"id": ident, "op": op, "data": data}) + "\n").encode()
+                fd = self._fd
+        if line is None:
+            raise SessionClosed(self._wait_result())
+        try:
+            while line:
+                line = line[os.write(fd, line):]
+        except OSError:
+            raise SessionClosed(self._wait_result()) from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while ident not in self._replies and not self._ended:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._lock.wait(left)
+            reply = self._replies.pop(ident, None)
+        if reply is not None:
+            data = reply.get("data")
+            return data if isinstance(data, dict) else {}
+        if not self._ended:
+            self._cancel.set()
+            raise TimeoutError(f"the sandboxed worker did not answer {op!r} within "
+                               f"{timeout:g} s")
+        raise SessionClosed(self._wait_result())
+
+    def worker_cpu_s(self) -> float | None:
+        """CPU seconds the worker process has used so far, read by this (trusted) process
+        from /proc: a measurement design code cannot alter. None where /proc is missing."""
+        with self._lock:
+            pid = self._run.worker_pid or self._find_worker()
+        return _cpu_seconds(pid) if pid else None
+
+    def _find_worker(self) -> int | None:
+        pid = self._pid
+        while pid is not None:  # the worker is the leaf: launcher -> supervisor -> worker
+            children = _children(pid)
+            if not children:
+                break
+            pid = children[0]
+        if pid is not None and pid != self._pid and not _children(pid):
+            self._run.worker_pid = pid
+            return pid
+        return None
+
+    def close(self, timeout: float = 30.0) -> SandboxResult:
+        """Tell the worker no more requests come, wait for it to end, return its result."""
+        self._detach()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._cancel.set()
+        return self._wait_result()
+
+    def kill(self) -> SandboxResult:
+        self._cancel.set()
+        return self._wait_result()
+
+    def _wait_result(self) -> SandboxResult:
+        self._thread.join()
+        assert self.result is not None
+        return self.result
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.kill()
+        else:
+            self.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """On-CPU time of every thread of ``pid`` (schedstat, nanoseconds; stat ticks else)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def open_session(
+    target: str,
+    payload: dict,
+    limits: Limits | None = None,
+    on_event: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Session:
+    """Start ``target`` ("module:function") as ``function(payload, emit, inbox)`` in a
+    sandboxed child and return the Session to send it requests (see ``Session.call``)."""
+    if ":" not in target:
+        raise ValueError(f"target must be 'module:function', got {target!r}")
+    return Session(target, payload, limits or Limits(), on_event, cancel)

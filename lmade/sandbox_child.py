@@ -1,7 +1,7 @@
 """The sandbox child: a tiny supervisor that forks one worker to run the target.
 
 Started by ``genesys.lmade.sandbox`` as a script (``python -s .../sandbox_child.py EVENTS
-STATUS CONTROL [JAIL]``), inside fresh namespaces when the OS allows, so the supervisor never
+STATUS CONTROL REQUESTS [JAIL]``), inside fresh namespaces when the OS allows, so the supervisor never
 imports torch and is PID 1 of the sandbox's PID namespace. With a JAIL config it first
 runs ``sandbox_jail`` (read-only file system, privileges dropped) and re-execs itself. It reads its request (JSON) from stdin,
 forks the worker and reports how the worker ended (exit code or signal, CPU seconds, peak
@@ -9,7 +9,9 @@ RSS) on the STATUS pipe, which the worker does not hold; a "term" line on the CO
 pipe makes it send SIGTERM to the worker (graceful stop). The worker sets the resource
 limits, imports the target's module (trusted code), installs the audit-hook guard, then
 calls ``target(payload, emit)`` and sends events and the result on the EVENTS pipe as
-JSON lines.
+JSON lines. In a session (``sandbox.open_session``) it calls ``target(payload, emit, inbox)``
+instead: the inbox yields the parent's requests from the REQUESTS pipe, and each is answered
+with ``request.reply(**data)`` on the EVENTS pipe.
 """
 
 from __future__ import annotations
@@ -54,6 +56,31 @@ class Channel:
         self.send("event", data=data)
 
 
+class Request:
+    """One request of the trusted parent: ``op`` names what it wants, ``data`` its inputs."""
+
+    def __init__(self, ident: int, op: str, data: dict, channel: Channel):
+        self.id, self.op, self.data = ident, op, data
+        self._channel = channel
+
+    def reply(self, **data: object) -> None:
+        self._channel.send("reply", id=self.id, data=data)
+
+
+class Inbox:
+    """The parent's requests, in order, until it closes the pipe (end of the session)."""
+
+    def __init__(self, fd: int, channel: Channel):
+        self._stream = os.fdopen(fd, "rb")
+        self._channel = channel
+
+    def __iter__(self):
+        for line in self._stream:
+            message = json.loads(line)
+            yield Request(int(message["id"]), str(message["op"]), dict(message["data"]),
+                          self._channel)
+
+
 def _set_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not leave a core file
     if limits.get("cpu_s"):
@@ -81,7 +108,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(request: dict, channel: Channel) -> None:
+def _worker(request: dict, channel: Channel, requests_fd: int) -> None:
     limits = request["limits"]
     _set_limits(limits)
     _die_with_parent()
@@ -100,8 +127,13 @@ def _worker(request: dict, channel: Channel) -> None:
         allow_network=limits.get("network", False) or limits.get("local_sockets", False),
         allow_ctypes=limits.get("allow_ctypes", False),
     )
+    args: tuple = (request["payload"], channel.event)
+    if request.get("session"):
+        args += (Inbox(requests_fd, channel),)
+    else:
+        os.close(requests_fd)
     try:
-        value = target(request["payload"], channel.event)
+        value = target(*args)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the parent
         _send_error(channel, exc, "blocked" if violations else None)
         return
@@ -143,12 +175,12 @@ def _forward_stop_requests(control_fd: int, pid: int) -> None:
 
 
 def main() -> None:
-    events_fd, status_fd, control_fd = (int(a) for a in sys.argv[1:4])
-    if len(sys.argv) > 4:  # stage one: jail the file system, then exec stage two
-        config = json.loads(sys.argv[4])
+    events_fd, status_fd, control_fd, requests_fd = (int(a) for a in sys.argv[1:5])
+    if len(sys.argv) > 5:  # stage one: jail the file system, then exec stage two
+        config = json.loads(sys.argv[5])
         errors = sandbox_jail.enter(config)
         os.write(status_fd, (json.dumps({"kind": "jail", "errors": errors}) + "\n").encode())
-        sandbox_jail.exec_stage_two(config, [sys.executable, "-s", *sys.argv[:4]])
+        sandbox_jail.exec_stage_two(config, [sys.executable, "-s", *sys.argv[:5]])
     request = json.loads(sys.stdin.buffer.read())
     os.chdir(request["scratch"])
     for sig in (signal.SIGTERM, signal.SIGINT):  # only the worker reacts to stop signals
@@ -161,12 +193,13 @@ def main() -> None:
         os.close(control_fd)
         channel = Channel(events_fd, request["nonce"])
         try:
-            _worker(request, channel)
+            _worker(request, channel, requests_fd)
         except BaseException as exc:  # noqa: BLE001 - setup failures go to the parent too
             _send_error(channel, exc)
         finally:
             os._exit(0)  # skip interpreter teardown: no design finalizers run after the result
     os.close(events_fd)
+    os.close(requests_fd)
     _forward_stop_requests(control_fd, pid)
     _supervise(pid, status_fd)
     os._exit(0)

@@ -129,3 +129,21 @@ def imports(payload: dict, emit) -> list[str]:
     import importlib
 
     return [importlib.import_module(name).__name__ for name in payload["modules"]]
+
+
+def echo_session(payload, emit, inbox):
+    """Session target: "add" answers a sum, "spin" burns CPU, "hang" never answers,
+    "crash" raises; returns how many requests it served."""
+    served = 0
+    for request in inbox:
+        served += 1
+        if request.op == "crash":
+            raise RuntimeError("asked to crash")
+        if request.op == "hang":
+            time.sleep(3600)
+        if request.op == "spin":
+            end = time.process_time() + request.data["s"]
+            while time.process_time() < end:
+                pass
+        request.reply(sum=request.data.get("a", 0) + request.data.get("b", 0))
+    return {"served": served}

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from genesys.lmade.sandbox import (
     Limits,
+    SessionClosed,
     _hidden_dirs,
     _private_dirs,
     _read_roots,
     isolation,
+    open_session,
     run_sandboxed,
 )
 
@@ -223,3 +225,36 @@ def test_home_and_checkout_hidden_but_code_importable():
     assert "README.md" not in result.value["out"].split()
     result = run("imports", {"modules": ["genesys.designer", "genesys.design"]})
     assert result.ok, result.error
+
+
+def session(**limits):
+    limits.setdefault("wall_s", 30)
+    return open_session("sandbox_targets:echo_session", {}, Limits(pythonpath=(HERE,), **limits))
+
+
+def test_session_answers_requests_in_order_and_ends_with_the_worker_result():
+    with session() as box:
+        assert [box.call("add", a=i, b=10)["sum"] for i in range(20)] == list(range(10, 30))
+    assert box.result.ok and box.result.value == {"served": 20}
+
+
+def test_session_measures_worker_cpu_from_outside():
+    with session() as box:
+        box.call("add")
+        before = box.worker_cpu_s()
+        box.call("spin", s=0.3)
+        spent = box.worker_cpu_s() - before
+    assert 0.25 <= spent <= 1.5
+
+
+def test_session_crash_and_timeout_surface_in_the_caller():
+    box = session()
+    with pytest.raises(SessionClosed) as ended:
+        box.call("crash")
+    assert ended.value.result.reason == "exception" and "asked to crash" in str(ended.value)
+    box = session()
+    with pytest.raises(TimeoutError):
+        box.call("hang", timeout=0.5)
+    assert box.close().reason == "cancelled"
+    with pytest.raises(SessionClosed):
+        box.call("add")
