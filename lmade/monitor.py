@@ -10,7 +10,12 @@ Rules (checked after every optimizer step, on values that are identical on every
 - the median step time of the last ``time_window`` steps is above ``slowdown_factor`` x
   the design's own first steps (after ``warmup_steps`` steps of compilation/caching), or
   above ``max_step_s`` when configured (a median, so that a busy host's spikes do not
-  stop a run).
+  stop a run). The trainer feeds it the process CPU time of each step on a CPU, so other
+  jobs loading the machine do not slow the measured step (the design's own work does).
+
+Every stop is an :class:`Abort`: the reason (a str) with its ``kind``: ``design`` (NaN,
+blow-up, divergence: the design is at fault, retrying cannot help) or ``infrastructure``
+(slowness: another attempt on a quieter or healthier machine may succeed).
 """
 
 from __future__ import annotations
@@ -18,6 +23,19 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+
+DESIGN, INFRASTRUCTURE = "design", "infrastructure"
+
+
+class Abort(str):
+    """Why a run stops (the string) and who caused it (``kind``)."""
+
+    kind: str
+
+    def __new__(cls, reason: str, kind: str) -> Abort:
+        out = super().__new__(cls, reason)
+        out.kind = kind
+        return out
 
 
 @dataclass
@@ -47,8 +65,15 @@ class RuntimeMonitor:
     recent_times: list[float] = field(default_factory=list)
     grad_strikes: int = 0
 
-    def check(self, step: int, loss: float, grad_norm: float, step_s: float) -> str | None:
+    def check(self, step: int, loss: float, grad_norm: float, step_s: float) -> Abort | None:
         """None while all is well, else why the run must stop."""
+        reason = self._check_training(step, loss, grad_norm)
+        if reason is not None:
+            return Abort(reason, DESIGN)
+        reason = self._check_time(step, step_s)
+        return None if reason is None else Abort(reason, INFRASTRUCTURE)
+
+    def _check_training(self, step: int, loss: float, grad_norm: float) -> str | None:
         c = self.config
         self.steps += 1
         if not math.isfinite(loss):
@@ -75,7 +100,7 @@ class RuntimeMonitor:
             self.grad_strikes = self.grad_strikes + 1 if grad_norm > bound else 0
             if self.grad_strikes >= c.patience:
                 return f"gradient norm exploded at step {step}: {grad_norm:.3g} > {bound:.3g} for {c.patience} steps"
-        return self._check_time(step, step_s)
+        return None
 
     def _check_time(self, step: int, step_s: float) -> str | None:
         c = self.config

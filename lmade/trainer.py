@@ -7,6 +7,14 @@ monitor (genesys.lmade.monitor), checkpoints at intervals and on SIGTERM, bit-fo
 resume (data order is a pure function of the step; model, optimizer, scheduler, RNG and
 monitor state are restored), DDP when started under ``torchrun`` (WORLD_SIZE > 1).
 
+The monitor judges step time on the process CPU time of a step when training on a CPU
+(other jobs on the host slow the wall clock, not the work a step does). The result keeps
+the train and validation curves (``{step, loss, tokens}`` points, at most ``CURVE_POINTS``),
+throughput, peak memory, the standard error of the final validation loss over its windows,
+and for a stopped run ``failure_kind``: ``design`` (NaN, blow-up, divergence) or
+``infrastructure`` (slowness, wall-time limit, SIGTERM), so a caller knows whether
+another attempt can succeed.
+
 Progress goes to ``on_event(dict)`` (one dict per event, ``event`` names it: start,
 progress, eval, checkpoint, oom, abort, done) and to a tqdm bar when stderr is a terminal.
 """
@@ -31,12 +39,13 @@ import torch.nn.functional as F
 from genesys.design import Design, load_design
 from genesys.lmade.data import PreparedData, TokenBatches, sequential_windows
 from genesys.lmade.model import build_lm, count_params
-from genesys.lmade.monitor import MonitorConfig, RuntimeMonitor
+from genesys.lmade.monitor import INFRASTRUCTURE, Abort, MonitorConfig, RuntimeMonitor
 from genesys.lmade.scales import Scale, get_scale
 from torch import nn
 
 EventCallback = Callable[[dict], None]
 CHECKPOINT = "checkpoint.pt"
+CURVE_POINTS = 200
 
 
 class TrainError(RuntimeError):
@@ -85,8 +94,9 @@ class TrainResult:
     tokens_seen: int
     train_loss: float | None
     val_loss: float | None
-    loss_curve: list[list[float]]  # [step, tokens, mean train loss] downsampled to <= 100
-    val_curve: list[list[float]]  # [step, val loss]
+    val_loss_stderr: float | None  # standard error of val_loss over its evaluation windows
+    loss_curve: list[dict]  # {step, loss, tokens}: bin means of the train loss, <= CURVE_POINTS
+    val_curve: list[dict]  # {step, loss, tokens} at each validation
     tokens_per_s: float
     peak_memory_bytes: int
     wall_s: float
@@ -94,6 +104,7 @@ class TrainResult:
     world_size: int
     aborted: bool = False
     reason: str | None = None
+    failure_kind: str | None = None  # aborted: "design" | "infrastructure"
     checkpoint: str | None = None
     model: nn.Module | None = field(default=None, repr=False)
 
@@ -181,16 +192,43 @@ def _peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def downsample(curve: list[tuple[int, int, float]], points: int = 100) -> list[list[float]]:
-    """Mean of consecutive bins so that at most `points` rows remain."""
+def downsample(curve: list[tuple[int, int, float]], points: int = CURVE_POINTS) -> list[dict]:
+    """(step, tokens, loss) rows as {step, loss, tokens} points: the mean loss of consecutive
+    bins (labelled by their last step) so that at most `points` remain."""
     if not curve:
         return []
     size = math.ceil(len(curve) / points)
     out = []
     for i in range(0, len(curve), size):
         chunk = curve[i : i + size]
-        out.append([chunk[-1][0], chunk[-1][1], round(sum(c[2] for c in chunk) / len(chunk), 5)])
+        loss = round(sum(c[2] for c in chunk) / len(chunk), 5)
+        out.append({"step": int(chunk[-1][0]), "loss": loss, "tokens": int(chunk[-1][1])})
     return out
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample standard deviation / sqrt(n); 0 for n < 2)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(variance / n)
+
+
+class _StepClock:
+    """Seconds of one step as the monitor judges them: process CPU time on a CPU (a loaded
+    host stretches the wall clock, not the step's work), wall time with CUDA kernels."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            return time.perf_counter()
+        return time.process_time()
 
 
 class _SigtermFlag:
@@ -281,7 +319,8 @@ class Trainer:
         self.step = 0
         self.tokens_seen = 0
         self.curve: list[tuple[int, int, float]] = []
-        self.val_curve: list[list[float]] = []
+        self.val_curve: list[dict] = []
+        self.val_stderr: float | None = None
         self.wall_before = 0.0  # wall time of earlier (resumed) segments
 
     # --- events and checkpoints ----------------------------------------------------------
@@ -326,6 +365,7 @@ class Trainer:
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             "curve": [list(c) for c in self.curve],
             "val_curve": self.val_curve,
+            "val_stderr": self.val_stderr,
             "monitor": self.monitor.state_dict(),
             "wall_s": wall_s,
         }
@@ -357,6 +397,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         self.curve = [tuple(c) for c in state["curve"]]
         self.val_curve = state["val_curve"]
+        self.val_stderr = state.get("val_stderr")
         self.monitor.load_state_dict(state["monitor"])
         self.wall_before = state["wall_s"]
         return True
@@ -411,24 +452,28 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate_val(self) -> float:
+        """Mean loss over the validation windows; its standard error goes to val_stderr."""
         self.model.eval()
         windows = torch.from_numpy(
             sequential_windows(self.data.shards("val"), self.context, self.cfg.eval_windows)
         )
-        losses = []
+        losses: list[float] = []
         micro = max(1, self.batch_size // (self.dist.world_size * self.accum))
         for start in range(0, windows.size(0), micro):
             batch = windows[start : start + micro].to(self.device)
             with autocast_for(self.device, self.cfg.precision):
-                losses.append(
-                    lm_loss(self.model, batch[:, :-1], batch[:, 1:]).item() * batch.size(0)
-                )
+                logits = self.model(batch[:, :-1]).float()
+            per_token = F.cross_entropy(
+                logits.transpose(1, 2), batch[:, 1:], reduction="none"
+            )
+            losses.extend(per_token.mean(dim=1).tolist())
         self.model.train()
-        return sum(losses) / windows.size(0)
+        mean, self.val_stderr = mean_and_stderr(losses)
+        return mean
 
     def _stop_reason(
         self, step_result: tuple[float, float], step_s: float, started: float
-    ) -> str | None:
+    ) -> Abort | None:
         loss, norm = step_result
         if self.dist.world_size > 1:  # all ranks must take the same decision
             import torch.distributed as dist
@@ -442,7 +487,7 @@ class Trainer:
             and self.cfg.max_wall_s
             and time.time() - started + self.wall_before > self.cfg.max_wall_s
         ):
-            reason = f"wall time above max_wall_s={self.cfg.max_wall_s}"
+            reason = Abort(f"wall time above max_wall_s={self.cfg.max_wall_s}", INFRASTRUCTURE)
         return reason
 
     def run(self) -> TrainResult:
@@ -467,17 +512,16 @@ class Trainer:
         last_ckpt = last_progress = started
         first_step, reason = self.step, None
         bar = None
+        clock = _StepClock(self.device)
         if self.progress_bar and self.dist.main:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
         with _SigtermFlag() as sigterm:
             while self.step < self.total_steps:
-                t0 = time.perf_counter()
+                t0 = clock.now()
                 result = self._train_step(self.step)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                step_s = time.perf_counter() - t0
+                step_s = clock.now() - t0
                 self.step += 1
                 self.tokens_seen += self.tokens_per_step
                 self.curve.append((self.step, self.tokens_seen, result[0]))
@@ -490,8 +534,10 @@ class Trainer:
                     break
                 if self.step % every_eval == 0 or self.step == self.total_steps:
                     val = self.evaluate_val()
-                    self.val_curve.append([self.step, round(val, 5)])
-                    self.emit("eval", step=self.step, val_loss=val)
+                    self.val_curve.append(
+                        {"step": self.step, "loss": round(val, 5), "tokens": self.tokens_seen}
+                    )
+                    self.emit("eval", step=self.step, val_loss=val, val_loss_stderr=self.val_stderr)
                 if now - last_progress >= c.progress_interval_s or self.step in (
                     first_step + 1,
                     self.total_steps,
@@ -515,7 +561,11 @@ class Trainer:
                     )
                 if sigterm.hit:
                     self.save_checkpoint(now - started + self.wall_before)
-                    reason = f"interrupted by SIGTERM at step {self.step} (checkpoint saved; resume with --resume)"
+                    reason = Abort(
+                        f"interrupted by SIGTERM at step {self.step} (checkpoint saved; "
+                        "resume with --resume)",
+                        INFRASTRUCTURE,
+                    )
                     break
                 if self.step < self.total_steps and (
                     self.step % every_ckpt == 0 or now - last_ckpt >= c.checkpoint_interval_s
@@ -526,7 +576,7 @@ class Trainer:
             bar.close()
         wall = time.time() - started
         if reason:
-            self.emit("abort", step=self.step, reason=reason)
+            self.emit("abort", step=self.step, reason=str(reason), failure_kind=reason.kind)
         elif self.checkpoint_path is not None and self.dist.main:
             self.save_checkpoint(wall + self.wall_before)
         trained = (self.step - first_step) * self.tokens_per_step
@@ -550,16 +600,24 @@ class Trainer:
             total_steps=self.total_steps,
             tokens_seen=self.tokens_seen,
             train_loss=self.curve[-1][2] if self.curve else None,
-            val_loss=self.val_curve[-1][1] if self.val_curve else None,
+            val_loss=self.val_curve[-1]["loss"] if self.val_curve else None,
+            val_loss_stderr=(
+                round(self.val_stderr, 6)
+                if self.val_curve and self.val_stderr is not None
+                else None
+            ),
             loss_curve=downsample(self.curve),
-            val_curve=self.val_curve,
+            val_curve=downsample(
+                [(p["step"], p["tokens"], p["loss"]) for p in self.val_curve]
+            ),
             tokens_per_s=round(trained / max(wall, 1e-9), 1),
             peak_memory_bytes=_peak_memory(self.device),
             wall_s=round(wall + self.wall_before, 3),
             device=str(self.device),
             world_size=self.dist.world_size,
             aborted=reason is not None,
-            reason=reason,
+            reason=str(reason) if reason else None,
+            failure_kind=reason.kind if reason else None,
             checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
             model=self.model,
         )
@@ -570,7 +628,8 @@ class Trainer:
             train_loss=result.train_loss,
             val_loss=result.val_loss,
             aborted=result.aborted,
-            reason=reason,
+            reason=result.reason,
+            failure_kind=result.failure_kind,
             wall_s=result.wall_s,
         )
         return result

@@ -95,7 +95,7 @@ def test_monitor_aborts_a_design_that_blows_up(tiny_data):
         on_event=events.append,
     )
     assert result.aborted and result.steps == 1
-    assert "loss is nan" in result.reason
+    assert "loss is nan" in result.reason and result.failure_kind == "design"
     assert [e for e in events if e["event"] == "abort"][0]["reason"] == result.reason
 
 
@@ -117,6 +117,73 @@ def test_monitor_rules(losses, norms, times, expected):
         if reason:
             break
     assert (reason is None) if expected is None else (expected in reason)
+    if reason:
+        assert reason.kind == ("infrastructure" if expected == "step time" else "design")
+
+
+QUICK_TIME_RULE = MonitorConfig(warmup_steps=1, baseline_steps=3, time_window=4, slowdown_factor=4)
+
+
+def _slowed_from_step(monkeypatch, step: int, slow_down) -> None:
+    """Every training step from `step` on also runs `slow_down()`."""
+    from genesys.lmade.trainer import Trainer
+
+    original = Trainer._train_step
+
+    def slowed(self, at: int):
+        out = original(self, at)
+        if at >= step:
+            slow_down()
+        return out
+
+    monkeypatch.setattr(Trainer, "_train_step", slowed)
+
+
+def test_a_loaded_host_does_not_abort_a_healthy_run(tiny_data, monkeypatch):
+    """Steps that wait (the host is busy elsewhere) cost wall time, not the step's CPU time."""
+    import time
+
+    _slowed_from_step(monkeypatch, 5, lambda: time.sleep(0.15))
+    config = TrainConfig(tokens=32 * 4 * 14, monitor=QUICK_TIME_RULE, **SMALL)
+    result = train(seeds.get("gpt"), "micro", tiny_data, config)
+    assert not result.aborted and result.steps == 14
+    assert result.wall_s > 9 * 0.15
+
+
+def test_a_step_doing_more_work_stops_as_an_infrastructure_failure(tiny_data, monkeypatch):
+    import time
+
+    def spin() -> None:
+        until = time.process_time() + 0.3
+        while time.process_time() < until:
+            pass
+
+    _slowed_from_step(monkeypatch, 5, spin)
+    config = TrainConfig(tokens=32 * 4 * 30, monitor=QUICK_TIME_RULE, **SMALL)
+    result = train(seeds.get("gpt"), "micro", tiny_data, config)
+    assert result.aborted and "step time" in result.reason
+    assert result.failure_kind == "infrastructure" and result.steps < 30
+
+
+def test_result_keeps_curves_throughput_memory_and_val_stderr(tiny_data):
+    config = TrainConfig(tokens=32 * 4 * 12, eval_every=4, eval_windows=8, **SMALL)
+    result = train(seeds.get("gpt"), "micro", tiny_data, config).to_dict()
+    assert [p["step"] for p in result["loss_curve"]] == list(range(1, 13))
+    assert [p["tokens"] for p in result["val_curve"]] == [32 * 4 * s for s in (4, 8, 12)]
+    assert result["val_loss"] == result["val_curve"][-1]["loss"]
+    assert 0 < result["val_loss_stderr"] < result["val_loss"] / 10
+    assert result["tokens_per_s"] > 0 and result["peak_memory_bytes"] > 1 << 20
+    assert result["failure_kind"] is None
+
+
+def test_curves_are_bin_means_of_at_most_the_point_limit():
+    from genesys.lmade.trainer import downsample, mean_and_stderr
+
+    curve = [(s, 10 * s, float(s)) for s in range(1, 1001)]
+    points = downsample(curve, points=200)
+    assert len(points) == 200 and points[0] == {"step": 5, "loss": 3.0, "tokens": 50}
+    mean, se = mean_and_stderr([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and se == pytest.approx((5 / 3) ** 0.5 / 2)
 
 
 def test_ddp_path_with_one_gloo_rank_matches_plain_training(tiny_data, free_port, monkeypatch):

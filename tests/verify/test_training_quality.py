@@ -41,7 +41,7 @@ def test_trained_micro_gpt_beats_untrained_on_every_offline_task(austen):
     )
     result = train(design, "micro", austen, config, progress_bar=False)
     assert not result.aborted, result.reason
-    assert result.tokens_seen >= TOKENS and result.val_loss < result.loss_curve[0][2]
+    assert result.tokens_seen >= TOKENS and result.val_loss < result.loss_curve[0]["loss"]
     torch.manual_seed(config.seed)
     untrained = build_lm(design, "micro", austen.vocab_size, context=128)
     docs = austen.texts("test")
