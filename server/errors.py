@@ -31,6 +31,15 @@ class DuplicateDesign(AlreadyExists):
         super().__init__(f"design with digest {digest[:16]}... already exists: {existing_id}")
 
 
+class FunctionalDuplicate(DuplicateDesign):
+    """Another design of the experiment behaves the same (the checker's fingerprint)."""
+
+    def __init__(self, existing_id: str, fingerprint: str):
+        self.existing_id = existing_id
+        AlreadyExists.__init__(self, f"design with the same behaviour (fingerprint "
+                                     f"{fingerprint[:16]}...) already exists: {existing_id}")
+
+
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -18,7 +18,14 @@ from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2
 
 from . import ledger, selection
 from .config import ServerConfig
-from .errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, check_range
+from .errors import (
+    FailedPrecondition,
+    FunctionalDuplicate,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    check_range,
+)
 from .events import EventHub, WorkSignal
 from .experiment_config import validate, with_defaults
 from .gau_text import parse_source, parse_tree
@@ -166,12 +173,19 @@ class Evolution:
             if lease_check is None:
                 raise InvalidArgument(prefix + "job_id", "only workers submit under a job")
             lease_check(req.job_id, req.fencing_token)
+        fingerprint, label = trace_field(req.trace.check_report_json, "fingerprint"), \
+            trace_field(req.trace.metadata_json, "label")[:200]
+        if fingerprint:
+            same = next((d for d in self.store.experiment_designs(exp.name)
+                         if d.fingerprint == fingerprint), None)
+            if same is not None:
+                raise FunctionalDuplicate(same.id, fingerprint)
         design = design_pb2.Design(
             id="d" + secrets.token_hex(6), experiment=exp.name, name=req.name or parsed.name,
             digest=digest, tree=parsed.to_proto(), source=req.source or parsed.to_source(),
             parents=list(req.parents),
             trace=req.trace, state=req.state or D.DESIGN_STATE_IMPLEMENTED, seed=seed,
-            submitted_by=caller, job_id=req.job_id)
+            submitted_by=caller, job_id=req.job_id, fingerprint=fingerprint, label=label)
         now_ts(design, "created_at")
         self.store.insert_design(design)
         self._rescore(exp)
@@ -330,6 +344,16 @@ class Evolution:
         parents, reason = selection.select_parents(self.store.experiment_designs(exp.name), count,
                                                    exp.config, self.rng(exp, req.seed))
         return [basic_view(p) for p in parents], reason
+
+
+def trace_field(text: str, key: str) -> str:
+    """A string field of a JSON object kept in a trace (check report, metadata); "" when
+    absent or not a string."""
+    try:
+        value = json.loads(text).get(key) if text else None
+    except (ValueError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 def check_metrics(metrics: dict[str, float], metrics_json: str, limit: int, field: str) -> None:

@@ -15,6 +15,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from .errors import InvalidArgument
+from .selection import knob_problem
 
 GiB = 1 << 30
 # rung -> (default verification budget, default minimum device memory)
@@ -33,8 +34,12 @@ DEFAULT_BENCHMARKS = {
     "lambada_openai": 0.0, "hellaswag": 0.25, "piqa": 0.5, "arc_easy": 0.25,
     "arc_challenge": 0.25, "winogrande": 0.5, "openbookqa": 0.25,
 }
+# Held-out bits per byte (lower is better; 8 = raw bytes, no model): the default quality
+# signal, the metric that separates designs at the CPU rungs where accuracies sit at chance.
+BITS_PER_BYTE = experiment_pb2.Benchmark(name="bits_per_byte", random_baseline=8.0,
+                                         lower_is_better=True, weight=1.0)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-PARENT_POLICIES = ("", "quadrant", "uniform")  # SelectionConfig.parent_policy
+PARENT_POLICIES = ("", "quadrant", "uniform", "pareto")  # SelectionConfig.parent_policy
 
 
 def parse_ladder(spec: str) -> list[experiment_pb2.Rung]:
@@ -76,6 +81,7 @@ def with_defaults(config: experiment_pb2.ExperimentConfig, seeds: list[str], lea
     m.scratch_unlock = m.scratch_unlock or 20
     m.max_open_design_jobs = m.max_open_design_jobs or open_design_jobs
     if not c.benchmarks:
+        c.benchmarks.append(BITS_PER_BYTE)
         c.benchmarks.extend(experiment_pb2.Benchmark(name=n, random_baseline=b, weight=1.0)
                             for n, b in DEFAULT_BENCHMARKS.items())
     if not c.seeds:
@@ -140,3 +146,5 @@ def validate(name: str, config: experiment_pb2.ExperimentConfig) -> None:
             raise InvalidArgument("config.extra_json", f"not JSON: {e}") from None
         if not isinstance(extra, dict):
             raise InvalidArgument("config.extra_json", "must be a JSON object")
+        if "selection" in extra and (problem := knob_problem(extra["selection"])):
+            raise InvalidArgument("config.extra_json.selection", problem)

@@ -53,6 +53,7 @@ class DesignDoc(me.Document):
     parents = me.ListField(me.StringField())
     fitness = me.FloatField(default=0.0)
     confidence = me.IntField(default=0)
+    fitness_stderr = me.FloatField(default=0.0)
     summary = me.BinaryField(required=True)
     body = me.BinaryField(required=True)
     meta = _meta("designs", {"fields": ["experiment", "digest"], "unique": True},
@@ -205,7 +206,8 @@ class MongoStore(Store):
 
     def experiment_designs(self, experiment: str) -> list[design_pb2.Design]:
         docs = DesignDoc.objects(experiment=experiment).only(*SUMMARY).order_by("seq")
-        return [with_scores(d.summary, d.fitness, d.confidence, d.quadrant) for d in docs]
+        return [with_scores(d.summary, d.fitness, d.confidence, d.quadrant, d.fitness_stderr)
+                for d in docs]
 
     def update_designs(self, designs: list[design_pb2.Design]) -> None:
         for d in designs:
@@ -216,7 +218,8 @@ class MongoStore(Store):
         for d in designs:
             DesignDoc.objects(key=d.id).update_one(set__fitness=d.fitness,
                                                    set__confidence=d.confidence,
-                                                   set__quadrant=d.quadrant)
+                                                   set__quadrant=d.quadrant,
+                                                   set__fitness_stderr=d.fitness_stderr)
 
     def children_of(self, design_id: str) -> list[str]:
         return [d.key for d in DesignDoc.objects(parents=design_id).only("key").order_by("seq")]
@@ -405,17 +408,17 @@ class MongoStore(Store):
         return [design_pb2.Event.FromString(d.body) for d in docs]
 
 
-FULL = ("body", "fitness", "confidence", "quadrant")
-SUMMARY = ("summary", "fitness", "confidence", "quadrant")
+FULL = ("body", "fitness", "confidence", "quadrant", "fitness_stderr")
+SUMMARY = ("summary", "fitness", "confidence", "quadrant", "fitness_stderr")
 
 
 def _full(doc: DesignDoc) -> design_pb2.Design:
-    return with_scores(doc.body, doc.fitness, doc.confidence, doc.quadrant)
+    return with_scores(doc.body, doc.fitness, doc.confidence, doc.quadrant, doc.fitness_stderr)
 
 
 def _design_fields(d: design_pb2.Design) -> dict:
     return {"state": d.state, "quadrant": d.quadrant, "rungs": design_rungs(d),
-            "fitness": d.fitness, "confidence": d.confidence,
+            "fitness": d.fitness, "confidence": d.confidence, "fitness_stderr": d.fitness_stderr,
             "summary": basic_view(d).SerializeToString(), "body": d.SerializeToString()}
 
 

@@ -18,7 +18,7 @@ import time
 from genesys.v1 import design_pb2, experiment_pb2, job_pb2, scheduler_pb2
 from google.protobuf import json_format
 
-from . import ledger, selection
+from . import ledger, results, selection
 from .auth import ADMIN
 from .config import ServerConfig
 from .errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
@@ -246,25 +246,30 @@ class Scheduler:
         rungs = [r.name for r in exp.config.ladder.rungs if r.name in limits and fits(worker, r)]
         if not rungs:
             return None
-        target = selection.choose_verify_target(self.store.experiment_designs(exp.name), exp.config,
-                                                rungs, self.store.verify_keys(exp.name),
-                                                self.evo.rng(exp))
-        if target is None:
-            return None
-        design, rung_name = target
-        rung = next(r for r in exp.config.ladder.rungs if r.name == rung_name)
-        job = self._new_job(exp, J.JOB_KIND_VERIFY)
-        job.design_id, job.rung = design.id, rung_name
-        job.payload_json = json.dumps({
-            "kind": "verify", "experiment": exp.name, "design_id": design.id,
-            "digest": design.digest, "rung": rung_name, "tokens": rung.tokens_per_design,
-            "benchmarks": [b.name for b in exp.config.benchmarks],
-            "config_version": exp.config_version})
-        new = self._leased(job, worker, exp)
-        if not self.store.claim_job(new, None, f"verify:{design.id}:{rung_name}",
-                                    (exp.name, rung_name, limits[rung_name])):
-            return None
-        return self._granted(new, exp)
+        designs, busy = self.store.experiment_designs(exp.name), self.store.verify_keys(exp.name)
+        taken: list[str] = []  # repeat verifications another worker holds
+        for _ in range(4):
+            target = selection.choose_verify_target(designs, exp.config, rungs, busy,
+                                                    self.evo.rng(exp), taken)
+            if target is None:
+                return None
+            design, rung_name = target.design, target.rung
+            rung = next(r for r in exp.config.ladder.rungs if r.name == rung_name)
+            job = self._new_job(exp, J.JOB_KIND_VERIFY)
+            job.design_id, job.rung = design.id, rung_name
+            job.payload_json = json.dumps({
+                "kind": "verify", "experiment": exp.name, "design_id": design.id,
+                "digest": design.digest, "rung": rung_name, "tokens": rung.tokens_per_design,
+                "benchmarks": [b.name for b in exp.config.benchmarks],
+                "seed": target.training_seed, "repeat": target.repeat,
+                "config_version": exp.config_version})
+            new = self._leased(job, worker, exp)
+            if self.store.claim_job(new, None, target.key, (exp.name, rung_name, limits[rung_name])):
+                return self._granted(new, exp)
+            if not target.repeat:
+                return None
+            taken.append(target.key)
+        return None
 
     def _design_payload(self, exp: experiment_pb2.Experiment, payload: dict) -> str:
         designs = self.store.experiment_designs(exp.name)
@@ -401,12 +406,14 @@ class Scheduler:
                                       f"experiment {job.experiment!r}")
             new.design_id = result.design_id
         elif job.kind == J.JOB_KIND_VERIFY:
-            rung_result = design_pb2.RungResult(
-                rung=job.rung, metrics=dict(result.metrics), metrics_json=result.metrics_json,
-                job_id=job.id, worker_id=req.worker_id, tokens_trained=result.tokens_trained,
-                wall_seconds=result.wall_seconds)
+            results.check_stderr(result)
+            rung_result = results.rung_result(job, result, req.worker_id)
             self.evo.check_result(exp, rung_result)
-            design = self.evo.with_result(self.evo.get_design(job.design_id), rung_result)
+            stored = self.evo.get_design(job.design_id)
+            previous = next((r for r in stored.results if r.rung == job.rung), None)
+            if previous is not None and json.loads(job.payload_json or "{}").get("repeat"):
+                rung_result = selection.merge_repeat(previous, rung_result)
+            design = self.evo.with_result(stored, rung_result)
             ledger_op = "commit"
         if not self.store.settle_job(new, job, ledger_op, design):
             again = self.store.get_job(req.job_id)
@@ -425,6 +432,8 @@ class Scheduler:
     def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
         job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
         error = req.error[:10_000] or "failed"
+        if req.kind == scheduler_pb2.FAILURE_KIND_INFRASTRUCTURE:  # never the design's fault
+            return self._requeue(job, f"infrastructure: {error}", design_fault=False)
         if req.retryable:
             return self._requeue(job, error)
         return self._finish_failed(job, error)
@@ -450,9 +459,11 @@ class Scheduler:
         self.work.notify()
         return new
 
-    def _requeue(self, job: job_pb2.Job, error: str, count_attempt: bool = True) -> job_pb2.Job:
+    def _requeue(self, job: job_pb2.Job, error: str, count_attempt: bool = True,
+                 design_fault: bool = True) -> job_pb2.Job:
         if count_attempt and job.attempt >= job.max_attempts:
-            return self._finish_failed(job, f"{error} (attempt {job.attempt}/{job.max_attempts})")
+            return self._finish_failed(job, f"{error} (attempt {job.attempt}/{job.max_attempts})",
+                                       design_fault)
         new = copy_job(job)
         new.state, new.worker_id, new.error = J.JOB_STATE_QUEUED, "", error
         new.ClearField("lease_deadline")
@@ -465,11 +476,14 @@ class Scheduler:
             self.work.notify()
         return new
 
-    def _finish_failed(self, job: job_pb2.Job, error: str) -> job_pb2.Job:
+    def _finish_failed(self, job: job_pb2.Job, error: str, design_fault: bool = True
+                       ) -> job_pb2.Job:
+        """The job FAILED; a VERIFY job at the lowest rung also fails its design unless the
+        failure was not the design's fault (infrastructure)."""
         new = copy_job(job)
         new.state, new.error = J.JOB_STATE_FAILED, error
         design = None
-        if job.kind == J.JOB_KIND_VERIFY:
+        if job.kind == J.JOB_KIND_VERIFY and design_fault:
             exp = self.evo.experiment(job.experiment)
             found = self.store.get_design(job.design_id)
             if found is not None and exp.config.ladder.rungs[0].name == job.rung:
@@ -486,7 +500,7 @@ class Scheduler:
     def _expire(self, job: job_pb2.Job) -> None:
         log.info("event=lease_expired job=%s worker=%s attempt=%d", job.id, job.worker_id,
                  job.attempt)
-        self._requeue(job, "lease expired")
+        self._requeue(job, "lease expired", design_fault=False)  # a lost worker, not the design
 
     def resume_leases(self) -> int:
         """After a restart: give every held lease a full lease period from now, so time

@@ -28,13 +28,15 @@ from .store import (
     with_scores,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# older schema versions this coordinator upgrades in place: version -> statements
+MIGRATIONS = {2: ("ALTER TABLE designs ADD COLUMN fitness_stderr REAL DEFAULT 0",)}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (name TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS designs (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, digest TEXT NOT NULL, state INTEGER,
     quadrant INTEGER, rungs TEXT, fitness REAL, confidence INTEGER, summary BLOB NOT NULL,
-    body BLOB NOT NULL, UNIQUE (experiment, digest));
+    body BLOB NOT NULL, fitness_stderr REAL DEFAULT 0, UNIQUE (experiment, digest));
 CREATE TABLE IF NOT EXISTS parents (
     child TEXT NOT NULL, parent TEXT NOT NULL, PRIMARY KEY (child, parent));
 CREATE INDEX IF NOT EXISTS parents_parent ON parents (parent);
@@ -72,7 +74,10 @@ class SqliteStore(Store):
         db = self._conn()
         version = db.execute("PRAGMA user_version").fetchone()[0]
         existing = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'designs'").fetchone()[0]
-        if existing and version != SCHEMA_VERSION:
+        if existing and version in MIGRATIONS:
+            for statement in MIGRATIONS[version]:
+                db.execute(statement)
+        elif existing and version != SCHEMA_VERSION:
             raise ValueError(f"store.url: {self.path} has schema version {version}, this "
                              f"coordinator needs {SCHEMA_VERSION}; move the file away")
         db.executescript(SCHEMA)
@@ -140,7 +145,7 @@ class SqliteStore(Store):
     def insert_design(self, design: design_pb2.Design) -> None:
         try:
             with self._tx() as db:
-                db.execute("INSERT INTO designs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO designs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (design.id, design.experiment, design.digest, *_design_columns(design)))
                 db.executemany("INSERT OR IGNORE INTO parents VALUES (?, ?)",
                                [(design.id, p) for p in design.parents])
@@ -186,9 +191,10 @@ class SqliteStore(Store):
 
     def update_scores(self, designs: list[design_pb2.Design]) -> None:
         with self._tx() as db:
-            db.executemany("UPDATE designs SET fitness = ?, confidence = ?, quadrant = ? "
-                           "WHERE id = ?",
-                           [(d.fitness, d.confidence, d.quadrant, d.id) for d in designs])
+            db.executemany("UPDATE designs SET fitness = ?, confidence = ?, quadrant = ?, "
+                           "fitness_stderr = ? WHERE id = ?",
+                           [(d.fitness, d.confidence, d.quadrant, d.fitness_stderr, d.id)
+                            for d in designs])
 
     def children_of(self, design_id: str) -> list[str]:
         rows = self._read("SELECT child FROM parents WHERE parent = ? ORDER BY rowid", (design_id,))
@@ -420,18 +426,19 @@ MOVES = {
 LEDGER_OPS = {"commit": budget_pb2.LEDGER_OP_COMMIT, "refund": budget_pb2.LEDGER_OP_REFUND}
 
 
-FULL = "body, fitness, confidence, quadrant"
-SUMMARY = "summary, fitness, confidence, quadrant"
+FULL = "body, fitness, confidence, quadrant, fitness_stderr"
+SUMMARY = "summary, fitness, confidence, quadrant, fitness_stderr"
 
 
 def _design_columns(d: design_pb2.Design) -> tuple:
     return (d.state, d.quadrant, _rungs_column(d), d.fitness, d.confidence,
-            basic_view(d).SerializeToString(), d.SerializeToString())
+            basic_view(d).SerializeToString(), d.SerializeToString(), d.fitness_stderr)
 
 
 def _write_design(db: sqlite3.Connection, d: design_pb2.Design) -> None:
     db.execute("UPDATE designs SET state = ?, quadrant = ?, rungs = ?, fitness = ?, "
-               "confidence = ?, summary = ?, body = ? WHERE id = ?", (*_design_columns(d), d.id))
+               "confidence = ?, summary = ?, body = ?, fitness_stderr = ? WHERE id = ?",
+               (*_design_columns(d), d.id))
 
 
 def _rungs_column(design: design_pb2.Design) -> str:

@@ -87,10 +87,12 @@ def basic_view(design: design_pb2.Design) -> design_pb2.Design:
     return out
 
 
-def with_scores(body: bytes, fitness: float, confidence: int, quadrant: int) -> design_pb2.Design:
+def with_scores(body: bytes, fitness: float, confidence: int, quadrant: int,
+                fitness_stderr: float | None = 0.0) -> design_pb2.Design:
     """A stored design body with its derived scores (kept in their own columns)."""
     design = design_pb2.Design.FromString(body)
     design.fitness, design.confidence, design.quadrant = fitness, confidence, quadrant
+    design.fitness_stderr = fitness_stderr or 0.0
     return design
 
 

@@ -104,7 +104,24 @@ def test_expiry_requeues_until_attempts_run_out(admin, worker):
     assert job.state == job_pb2.JOB_STATE_FAILED and "expired" in job.error
     assert admin.get_budget(exp).ledger.rungs[0].reserved == 0, "refunded"
     design = admin.get_design(first.payload["design_id"])
-    assert design.state == design_pb2.DESIGN_STATE_FAILED, "failed at the lowest rung"
+    assert design.state == design_pb2.DESIGN_STATE_IMPLEMENTED, "a lost worker is not the design's fault"
+
+
+def test_infrastructure_failures_are_retried_and_never_fail_the_design(admin, worker):
+    exp = make_exp(admin, max_attempts=2, seeds=("gpt", "retnet"))
+    w = worker()
+    job = w.lease_job(timeout=0)
+    slow = w.fail(job, "step time 10x the first steps", retryable=False, kind="infrastructure")
+    assert slow.state == job_pb2.JOB_STATE_QUEUED and "infrastructure" in slow.error
+    again = w.lease_job(timeout=0)
+    assert again.id == job.id and again.job.attempt == 2
+    assert w.fail(again, "host OOM", kind="infrastructure").state == job_pb2.JOB_STATE_FAILED
+    assert admin.get_design(job.payload["design_id"]).state == design_pb2.DESIGN_STATE_IMPLEMENTED
+    nan = w.lease_job(timeout=0)
+    assert nan.payload["design_id"] != job.payload["design_id"]
+    w.fail(nan, "loss is nan at step 3", retryable=False, kind="design")
+    assert admin.get_design(nan.payload["design_id"]).state == design_pb2.DESIGN_STATE_FAILED
+    assert admin.get_budget(exp).ledger.rungs[0].reserved == 0
 
 
 def test_fail_release_and_cancel(admin, worker):

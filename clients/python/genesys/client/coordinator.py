@@ -341,15 +341,17 @@ class Coordinator:
 
     def complete(self, job: LeasedJob, *, metrics: Mapping[str, float] | None = None,
                  metrics_json: str | Mapping = "", design_id: str = "", wall_seconds: float = 0.0,
-                 tokens_trained: int = 0, log_tail: str = "", lease_next: bool = False
-                 ) -> scheduler_pb2.CompleteJobResponse:
+                 tokens_trained: int = 0, log_tail: str = "", lease_next: bool = False,
+                 stderr: Mapping[str, float] | None = None) -> scheduler_pb2.CompleteJobResponse:
         """Report success (idempotent: a retry returns already_completed=True). With
-        `lease_next`, the response may carry the next job (see `next_leased`)."""
+        `lease_next`, the response may carry the next job (see `next_leased`). `stderr`:
+        the standard error of each metric (same keys)."""
         if not isinstance(metrics_json, str):
             metrics_json = json.dumps(metrics_json)
         result = job_pb2.JobResult(metrics=dict(metrics or {}), metrics_json=metrics_json,
                                    design_id=design_id, wall_seconds=wall_seconds,
-                                   tokens_trained=tokens_trained, log_tail=log_tail)
+                                   tokens_trained=tokens_trained, log_tail=log_tail,
+                                   stderr=dict(stderr or {}))
         req = scheduler_pb2.CompleteJobRequest(job_id=job.id, fencing_token=job.fencing_token,
                                                worker_id=self.worker_id, result=result,
                                                lease_next=lease_next)
@@ -360,10 +362,19 @@ class Coordinator:
         """The job a `complete(..., lease_next=True)` reply handed over, if any."""
         return LeasedJob(reply.next_job, reply.next_lease) if reply.HasField("next_job") else None
 
-    def fail(self, job: LeasedJob, error: str, retryable: bool = True) -> job_pb2.Job:
+    def fail(self, job: LeasedJob, error: str, retryable: bool = True,
+             kind: str = "") -> job_pb2.Job:
+        """Report a job that produced no result. `kind`: "infrastructure" (requeued; never
+        marks the design failed) or "design" (the design's fault; with retryable=False a
+        VERIFY job at the lowest rung fails the design)."""
+        kinds = {"": scheduler_pb2.FAILURE_KIND_UNSPECIFIED,
+                 "design": scheduler_pb2.FAILURE_KIND_DESIGN,
+                 "infrastructure": scheduler_pb2.FAILURE_KIND_INFRASTRUCTURE}
+        if kind not in kinds:
+            raise ValueError(f"kind must be design or infrastructure, not {kind!r}")
         req = scheduler_pb2.FailJobRequest(job_id=job.id, fencing_token=job.fencing_token,
                                            worker_id=self.worker_id, error=error,
-                                           retryable=retryable)
+                                           retryable=retryable, kind=kinds[kind])
         return self._call(self.scheduler.FailJob, req).job
 
     def release(self, job: LeasedJob, reason: str = "") -> job_pb2.Job:
