@@ -24,7 +24,7 @@ from genesys.v1 import evolution_pb2, job_pb2, scheduler_pb2
 from google.protobuf import json_format
 
 from .devices import DeviceInfo, host_memory_bytes
-from .job import JobRun, JobSettings
+from .job import FAILURE_KINDS, JobRun, JobSettings
 from .link import AUTH, AgentFatal, Link, code_of, explain, is_transient
 from .log import log
 from .outbox import Outbox, Report
@@ -316,9 +316,10 @@ class Agent:
             return
         if report.action == "fail":
             self._call(s.FailJob, scheduler_pb2.FailJobRequest(
-                **common, error=report.error[:4000], retryable=report.retryable), report)
+                **common, error=report.error[:4000], retryable=report.retryable,
+                kind=FAILURE_KINDS.get(report.failure_kind, 0)), report)
             log("job_failed_reported", job=report.job_id, design=report.design_id,
-                retryable=report.retryable)
+                retryable=report.retryable, failure_kind=report.failure_kind or None)
             return
         result = json_format.ParseDict(report.result, job_pb2.JobResult())
         if report.submission and not report.design_id:

@@ -2,6 +2,11 @@
 run it in a sandboxed child on the job's devices, stream throttled progress, and turn the
 outcome into a Report for the outbox.
 
+A job that ends without a result says whose fault it was: ``infrastructure`` (the host was
+slow, ran out of memory, killed the child, lost the coordinator: retried, never held
+against the design) or ``design`` (NaN, divergence, an exception or a blocked operation in
+the design's code: the design fails).
+
 The parent never executes design code: sources travel as text into the sandbox, and the
 parent only parses designs (genesys.design, no exec) to build protobuf trees.
 """
@@ -41,11 +46,21 @@ KIND_NAMES = {job_pb2.JOB_KIND_VERIFY: "VERIFY", job_pb2.JOB_KIND_DESIGN: "DESIG
 OPERATIONS = {"mutation": design_pb2.DESIGN_OPERATION_MUTATION,
               "crossover": design_pb2.DESIGN_OPERATION_CROSSOVER,
               "scratch": design_pb2.DESIGN_OPERATION_SCRATCH}
-# Sandbox endings that say nothing about the job itself: another attempt may succeed.
-RETRYABLE_REASONS = frozenset({"signal", "start_failed", "exit", "memory_limit"})
+# Sandbox endings caused by the host, not the design: another attempt may succeed.
+INFRASTRUCTURE_REASONS = frozenset({"signal", "start_failed", "exit", "memory_limit", "timeout",
+                                    "cancelled"})
+# Words of an exception that mean the host (or its GPU) ran out of memory.
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "MemoryError")
+DESIGN, INFRASTRUCTURE = "design", "infrastructure"
+FAILURE_KINDS = {DESIGN: scheduler_pb2.FAILURE_KIND_DESIGN,
+                 INFRASTRUCTURE: scheduler_pb2.FAILURE_KIND_INFRASTRUCTURE}
 PROGRESS_INTERVAL_S = 2.0
-# Metrics the agent takes from the training result rather than from an evaluation task.
-TRAIN_METRICS = ("val_loss",)
+# Metrics the agent takes from the training result rather than from an evaluation task,
+# with the training result's key of their standard error.
+TRAIN_METRICS = {"val_loss": "val_loss_stderr"}
+# Metrics read from an evaluation task's raw output: name -> (task, metric); the task is
+# run when the metric is asked for.
+TASK_METRICS = {"bits_per_byte": ("genesys_heldout_ppl", "bits_per_byte")}
 PROGRESS_KEYS = ("step", "total_steps", "loss", "train_loss", "val_loss", "tokens",
                  "tokens_seen", "tokens_per_s", "lr", "benchmark", "unit", "attempt")
 
@@ -127,7 +142,8 @@ class JobRun:
         except Exception as exc:  # noqa: BLE001 - any failure of the agent side is reported
             log("job_error", level="error", job=self.job.id, design=self.design_id,
                 error=f"{type(exc).__name__}: {exc}")
-            report = self._ending(f"agent error: {type(exc).__name__}: {exc}", retryable=True)
+            report = self._ending(f"agent error: {type(exc).__name__}: {exc}", retryable=True,
+                                  kind=INFRASTRUCTURE)
         self._on_done(self, report)
 
     def _execute(self) -> Report | None:
@@ -188,7 +204,7 @@ class JobRun:
         self.design_id = payload.get("design_id") or self.job.design_id
         design = self._design_source(self.design_id)
         cuda = any(d.kind == "cuda" for d in self.devices)
-        benchmarks = [b for b in payload.get("benchmarks") or [] if b not in TRAIN_METRICS]
+        benchmarks = eval_tasks(payload.get("benchmarks") or [])
         knobs = self._verify_knobs()
         child = {"design_source": design.source, "design_name": design.name or None,
                  "scale": self.job.rung or payload.get("rung", ""),
@@ -211,8 +227,9 @@ class JobRun:
             return self._report("complete", result=self._verify_result(value, result))
         if status == "interrupted" and self.stop_reason == "drain":
             return self._report("release", error="agent draining (checkpoint kept)")
-        return self._ending(f"verification {status}: {value.get('reason')}",
-                            retryable=status == "interrupted")
+        kind = verify_failure_kind(value)
+        return self._ending(f"verification {status} ({kind}): {value.get('reason')}",
+                            retryable=kind == INFRASTRUCTURE, kind=kind)
 
     def _verify_knobs(self) -> dict:
         """The experiment's verification settings for agents: ``extra_json`` key "verify"
@@ -228,18 +245,12 @@ class JobRun:
 
     @staticmethod
     def _verify_result(value: dict, run: SandboxResult) -> dict:
-        """JobResult: the normalised benchmark scores plus the final validation loss (the
-        one signal that separates designs at tiny scales) as metrics; the whole engine
+        """JobResult: metrics with their standard errors (verify_metrics); the whole engine
         report as metrics_json."""
-        evaluation = value.get("eval") or {}
         train = value.get("train") or {}
-        metrics = {k: float(v) for k, v in (evaluation.get("normalised") or {}).items()
-                   if isinstance(v, (int, float)) and math.isfinite(v)}
-        for name in TRAIN_METRICS:
-            if isinstance(train.get(name), (int, float)) and math.isfinite(train[name]):
-                metrics[name] = float(train[name])
+        metrics, stderr = verify_metrics(value)
         result = job_pb2.JobResult(
-            metrics=metrics, metrics_json=json.dumps(value, default=str),
+            metrics=metrics, stderr=stderr, metrics_json=json.dumps(value, default=str),
             wall_seconds=float(value.get("wall_s") or run.wall_s),
             tokens_trained=int(train.get("tokens_seen") or 0), log_tail=run.output_tail[-2000:])
         return json_format.MessageToDict(result)
@@ -274,13 +285,14 @@ class JobRun:
         value, error = self._run_plain("genesys.gpu_agent.design_child", child,
                                        float(payload.get("wall_s") or self.settings.design_wall_s))
         if value is None:
-            return self._ending(error, retryable=True)
+            return self._ending(error, retryable=True, kind=INFRASTRUCTURE)
         if not value.get("ok") or not value.get("source"):
             return self._report("fail", retryable=True,
                                 error=str(value.get("error") or "the designer produced no design"))
         submission = self._submission(value, [p.id for p in parents])
+        check = value.get("check") if isinstance(value.get("check"), dict) else {}
         outcome = job_pb2.JobResult(
-            wall_seconds=time.monotonic() - started,
+            wall_seconds=time.monotonic() - started, fingerprint=str(check.get("fingerprint") or ""),
             metrics_json=json.dumps({"check": value.get("check"), "rejected": value.get("rejected")},
                                     default=str))
         return self._report("complete", submission=submission,
@@ -348,6 +360,9 @@ class JobRun:
         if not trace.operation:
             trace.operation = OPERATIONS.get(value.get("operation", ""),
                                              design_pb2.DESIGN_OPERATION_UNSPECIFIED)
+        if not trace.check_report_json and isinstance(value.get("check"), dict):
+            # the coordinator refuses functional duplicates by the report's fingerprint
+            trace.check_report_json = json.dumps(value["check"], default=str)
         trace.agent = f"{trace.agent or 'designer'}@{self.settings.worker_id}"
         request = evolution_pb2.SubmitDesignRequest(
             experiment=self.job.experiment, name=value.get("name") or "", source=source,
@@ -361,19 +376,20 @@ class JobRun:
 
     def _sandbox_failure(self, result: SandboxResult) -> Report | None:
         if result.reason == "cancelled" or self.stop_reason in ("cancelled", "lost"):
-            return self._ending("stopped", retryable=True)
-        error = f"{result.reason}: {result.error}"
+            return self._ending("stopped", retryable=True, kind=INFRASTRUCTURE)
+        kind = sandbox_failure_kind(result)
+        error = f"{result.reason} ({kind}): {result.error}"
         if result.traceback or result.output_tail:
             error += "\n" + (result.traceback or result.output_tail)[-3000:]
-        return self._ending(error, retryable=result.reason in RETRYABLE_REASONS)
+        return self._ending(error, retryable=kind == INFRASTRUCTURE, kind=kind)
 
-    def _ending(self, error: str, retryable: bool) -> Report | None:
+    def _ending(self, error: str, retryable: bool, kind: str = "") -> Report | None:
         """The report for a job that did not produce a result."""
         if self.stop_reason in ("cancelled", "lost"):
             return None  # the coordinator already knows; nothing to report
         if self.stop_reason == "drain":
             return self._report("release", error="agent draining")
-        return self._report("fail", error=error, retryable=retryable)
+        return self._report("fail", error=error, retryable=retryable, failure_kind=kind)
 
     def _report(self, action: str, **fields: Any) -> Report:
         return Report(job_id=self.job.id, fencing_token=self.fencing, action=action,
@@ -383,3 +399,63 @@ class JobRun:
         """Drop the job's scratch dir once its report has been delivered (not on release:
         the checkpoint in it lets this agent resume the job if it is leased here again)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- what a VERIFY job reports ---------------------------------------------------------------
+
+
+def eval_tasks(benchmarks: list[str]) -> list[str]:
+    """The evaluation tasks to run for the experiment's benchmark names."""
+    tasks = []
+    for name in benchmarks:
+        task = TASK_METRICS[name][0] if name in TASK_METRICS else name
+        if name not in TRAIN_METRICS and task not in tasks:
+            tasks.append(task)
+    return tasks
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def verify_metrics(value: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """(metrics, standard errors) of an engine result: the normalised accuracy scores, the
+    metrics of TASK_METRICS and TRAIN_METRICS, then the engine's own ``metrics`` /
+    ``stderr`` where it reports them (they win)."""
+    evaluation = value.get("eval") or {}
+    train = value.get("train") or {}
+    tasks = evaluation.get("tasks") or {}
+    metrics = {k: float(v) for k, v in (evaluation.get("normalised") or {}).items() if _finite(v)}
+    stderr: dict[str, float] = {}
+    for name, (task, metric) in TASK_METRICS.items():
+        if _finite((tasks.get(task) or {}).get(metric)):
+            metrics[name] = float(tasks[task][metric])
+    for name, error_key in TRAIN_METRICS.items():
+        if _finite(train.get(name)):
+            metrics[name] = float(train[name])
+            if _finite(train.get(error_key)):
+                stderr[name] = float(train[error_key])
+    metrics.update({k: float(v) for k, v in (value.get("metrics") or {}).items() if _finite(v)})
+    stderr.update({k: float(v) for k, v in (value.get("stderr") or {}).items()
+                   if _finite(v) and v >= 0})
+    return metrics, {k: v for k, v in stderr.items() if k in metrics}
+
+
+def verify_failure_kind(value: dict) -> str:
+    """Whose fault a VERIFY run that ended without a result was (see module docstring)."""
+    if value.get("status") == "interrupted":
+        return INFRASTRUCTURE
+    kind = (value.get("train") or {}).get("failure_kind") or value.get("failure_kind")
+    return INFRASTRUCTURE if kind == INFRASTRUCTURE else DESIGN
+
+
+def sandbox_failure_kind(result: SandboxResult) -> str:
+    """Infrastructure for endings the host causes (INFRASTRUCTURE_REASONS) and for an
+    exception that says memory ran out; design for the rest (an exception or a blocked
+    operation in design code, the CPU-time limit)."""
+    if result.reason in INFRASTRUCTURE_REASONS:
+        return INFRASTRUCTURE
+    text = f"{result.error}\n{result.traceback or ''}"
+    if result.reason == "exception" and any(words in text for words in OUT_OF_MEMORY):
+        return INFRASTRUCTURE
+    return DESIGN

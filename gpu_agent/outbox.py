@@ -27,6 +27,7 @@ class Report:
     submission: dict = field(default_factory=dict)  # SubmitDesignRequest as JSON (DESIGN)
     error: str = ""  # fail / release reason
     retryable: bool = True
+    failure_kind: str = ""  # fail: "design" | "infrastructure" | "" (not said)
     attempts: int = 0
 
     @property

@@ -62,3 +62,48 @@ def test_agent_and_demo_processes_never_import_torch():
     code = ("import sys, genesys.gpu_agent.agent, genesys.gpu_agent.cli, genesys.gpu_agent.demo; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_verify_result_carries_bits_per_byte_val_loss_and_their_standard_errors():
+    from genesys.gpu_agent.job import eval_tasks, verify_metrics
+
+    assert eval_tasks(["bits_per_byte", "val_loss", "genesys_cloze"]) == [
+        "genesys_heldout_ppl", "genesys_cloze"]
+    value = {"train": {"val_loss": 6.2, "val_loss_stderr": 0.03},
+             "eval": {"tasks": {"genesys_heldout_ppl": {"bits_per_byte": 2.41}},
+                      "normalised": {"genesys_cloze": 0.1, "genesys_nextsent": float("nan")}},
+             "metrics": {"genesys_cloze": 0.12}, "stderr": {"genesys_cloze": 0.02,
+                                                           "bits_per_byte": 0.004, "ghost": 1.0}}
+    metrics, stderr = verify_metrics(value)
+    assert metrics == {"genesys_cloze": 0.12, "bits_per_byte": 2.41, "val_loss": 6.2}
+    assert stderr == {"genesys_cloze": 0.02, "bits_per_byte": 0.004, "val_loss": 0.03}
+
+
+def test_failures_say_whether_the_design_or_the_host_caused_them(tmp_path: Path):
+    from genesys.gpu_agent.job import (
+        DESIGN,
+        INFRASTRUCTURE,
+        JobRun,
+        JobSettings,
+        sandbox_failure_kind,
+        verify_failure_kind,
+    )
+    from genesys.lmade.sandbox import SandboxResult
+    from genesys.v1 import job_pb2
+
+    slow = {"status": "aborted", "train": {"failure_kind": "infrastructure", "reason": "step time"}}
+    nan = {"status": "aborted", "train": {"failure_kind": "design", "reason": "loss is nan"}}
+    assert verify_failure_kind(slow) == INFRASTRUCTURE and verify_failure_kind(nan) == DESIGN
+    assert verify_failure_kind({"status": "interrupted"}) == INFRASTRUCTURE
+    assert sandbox_failure_kind(SandboxResult(False, reason="signal")) == INFRASTRUCTURE
+    assert sandbox_failure_kind(SandboxResult(False, reason="blocked")) == DESIGN
+    assert sandbox_failure_kind(SandboxResult(False, reason="exception",
+                                              error="ZeroDivisionError")) == DESIGN
+    assert sandbox_failure_kind(SandboxResult(
+        False, reason="exception", error="RuntimeError: DefaultCPUAllocator: can't allocate memory"
+    )) == INFRASTRUCTURE
+    settings = JobSettings(tmp_path, "data", "w1", None, None, 60.0, 60.0)
+    job = job_pb2.Job(id="j1", kind=job_pb2.JOB_KIND_VERIFY, design_id="d1")
+    run = JobRun(None, settings, job, job_pb2.Lease(fencing_token=2), [], lambda *a: None)
+    report = run._ending("step time 10x", retryable=True, kind=INFRASTRUCTURE)
+    assert (report.action, report.retryable, report.failure_kind) == ("fail", True, INFRASTRUCTURE)
