@@ -11,7 +11,7 @@ checker starts its own sandboxed child for each candidate)::
                check: Callable[[Design], report] | None = None) -> dict
 
 payload keys: "operation" (mutation | crossover | scratch; crossover needs 2 parents and
-falls back to mutation), "parents" [{"id", "name", "source"}], optional "library" /
+falls back to mutation), "parents" [{"id", "name", "source", "label"?}], optional "library" /
 "seeds" [{"name", "source"}] of extra donor designs (the installed seeds are always
 donors), "seed" (int; same payload -> same result), "known_digests" [sha256] to skip,
 "max_candidates" (default 6), "scale" (checker scale, default "check"), "check" (bool,
@@ -19,13 +19,14 @@ default true). ``check`` defaults to ``genesys.lmade.checker.check(design, scale
 report passes when its ``ok`` (or ``valid``, as CheckReport has) is true. ``emit``
 receives {"stage", "attempt", "fraction", "message"} progress events.
 
-Returns {"ok", "checked", "source", "name", "digest", "parents" (ids), "operation",
-"trace" (a dict for json_format.ParseDict into genesys.v1.DesignTrace: operation enum
-name, notes, agent, attempts, metadata_json), "check" (report dict), "rejected"
-[{"name", "digest", "reason"}]}, plus "error" when ok is false.
+Returns {"ok", "checked", "source", "name", "label" (what changed, e.g.
+gpt+MultiScaleRetention), "digest", "parents" (ids), "operation", "trace" (a dict for
+json_format.ParseDict into genesys.v1.DesignTrace: operation enum name, notes, agent,
+attempts, metadata_json with "label", check_report_json), "check" (report dict),
+"rejected" [{"name", "digest", "reason"}]}, plus "error" when ok is false.
 
-Lower level: ``propose(parents, operation, rng, library) -> Candidate(design, operation,
-parents, notes)``, raising ``NoCandidate`` when no operator applies.
+Lower level: ``propose(parents, operation, rng, library, labels=None) -> Candidate(design,
+operation, parents, notes, label)``, raising ``NoCandidate`` when no operator applies.
 """
 
 from .job import design_job

@@ -16,7 +16,7 @@ from typing import Any
 
 from genesys.design import Design, DesignFormatError, load_design
 
-from .operators import Candidate, NoCandidate, child_name, propose
+from .operators import Candidate, NoCandidate, child_name, config_changes, make_label, propose
 from .perturb import perturb
 
 AGENT = "genesys.designer.recombination"
@@ -78,10 +78,12 @@ def _unseen(candidate: Candidate, known: set[str], rng: random.Random, tries: in
         if design.digest not in known:
             break
         try:
-            design, note = perturb(design, rng)
+            moved, note = perturb(design, rng)
         except ValueError:
             return None
         candidate.notes.append(f"{note} (the recombination alone was a duplicate)")
+        candidate.label = make_label(candidate.label, config_changes(design, moved))
+        design = moved
     if design.digest in known:
         return None
     candidate.design = dataclasses.replace(design, name=child_name(candidate.design.name, candidate.operation, design))
@@ -113,12 +115,14 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
     library = list({d.digest: d for _, d in [*parents, *extra, *seeds]}.values())
     known = set(payload.get("known_digests") or []) | {d.digest for _, d in parents}
     parent_designs = [d for _, d in parents]
+    labels = {p["name"]: p["label"] for p in payload.get("parents") or []
+              if p.get("label") and p.get("name")}
 
     for attempt in range(1, budget + 1):
         emit({"stage": "propose", "attempt": attempt, "fraction": (attempt - 1) / budget,
               "message": f"{operation} candidate {attempt}/{budget}"})
         try:
-            candidate = propose(parent_designs, operation, rng, library)
+            candidate = propose(parent_designs, operation, rng, library, labels)
         except NoCandidate as e:
             rejected.append({"name": "", "digest": "", "reason": f"{operation}: {e}"})
             if operation == "mutation":
@@ -147,10 +151,13 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
             "agent": AGENT,
             "attempts": attempt,
             "metadata_json": json.dumps({"seed": seed, "check": report, "rejected": rejected,
-                                         "parent_names": candidate.parents}, default=str),
+                                         "parent_names": candidate.parents,
+                                         "label": candidate.label}, default=str),
+            "check_report_json": json.dumps(report, default=str) if report else "",
         }
         return {"ok": True, "checked": bool(checking), "source": design.to_source(),
-                "name": design.name, "digest": design.digest, "parents": [i for i, _ in used],
+                "name": design.name, "label": candidate.label, "digest": design.digest,
+                "parents": [i for i, _ in used],
                 "operation": candidate.operation, "trace": trace, "check": report,
                 "rejected": rejected}
     return {"ok": False, "checked": bool(checking), "operation": operation, "parents": [],

@@ -6,11 +6,16 @@
   and each CONFIG value both parents set taken from either;
 - scratch: a crossover of two library designs followed by a hyperparameter move.
 All randomness comes from the ``random.Random`` passed in.
+
+Every candidate has a readable ``label`` saying what changed against its first parent
+(whose own label it extends): ``gpt+MultiScaleRetention`` (a unit swapped in),
+``gpt:mlp_ratio=2`` (a hyperparameter moved), ``retnet+MHA:n_heads=2``.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from genesys.design import Design
@@ -20,6 +25,7 @@ from .slots import Slot, compatible, slots
 from .surgery import init_params, same_subtree, transplant
 
 OPERATIONS = ("mutation", "crossover", "scratch")
+MAX_LABEL = 80
 P_SWAP = 0.5  # mutation: probability of a unit swap (else a hyperparameter move)
 _UNSET = object()
 
@@ -34,6 +40,27 @@ class Candidate:
     operation: str
     parents: list[str]  # parent design names
     notes: list[str] = field(default_factory=list)
+    label: str = ""  # readable: what changed against the first parent
+
+
+def _value(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def config_changes(before: Design, after: Design) -> list[str]:
+    """``:key=value`` for every CONFIG value `after` sets differently from `before`."""
+    return [f":{k}={_value(v)}" for k, v in sorted(after.config.items())
+            if before.config.get(k, _UNSET) != v]
+
+
+def make_label(base: str, changes: list[str]) -> str:
+    """`base` followed by the changes, at most MAX_LABEL characters (the oldest part of a
+    long lineage is dropped first)."""
+    label = base + "".join(changes)
+    if len(label) <= MAX_LABEL:
+        return label
+    stem = base.split("+")[0].split(":")[0]
+    return (stem + "~" + label[len(label) - (MAX_LABEL - len(stem) - 1):])[:MAX_LABEL]
 
 
 def donor_slots(target: Design, donors: list[Design]) -> list[tuple[Slot, Design, Slot]]:
@@ -48,15 +75,19 @@ def donor_slots(target: Design, donors: list[Design]) -> list[tuple[Slot, Design
     return pairs
 
 
-def swap_unit(target: Design, donors: list[Design], rng: random.Random) -> tuple[Design, list[str]]:
+def swap_unit(target: Design, donors: list[Design], rng: random.Random
+              ) -> tuple[Design, list[str], list[str]]:
+    """(child, notes, label changes) with one compatible unit of a donor swapped in."""
     pairs = donor_slots(target, donors)
     if not pairs:
         raise NoCandidate(f"no compatible unit for any slot of {target.name!r}")
     slot, donor, theirs = rng.choice(pairs)
-    return transplant(target, slot.unit, donor, theirs.unit)
+    child, notes = transplant(target, slot.unit, donor, theirs.unit)
+    return child, notes, [f"+{theirs.unit}"]
 
 
-def mutate(parent: Design, library: list[Design], rng: random.Random) -> tuple[Design, list[str]]:
+def mutate(parent: Design, library: list[Design], rng: random.Random
+           ) -> tuple[Design, list[str], list[str]]:
     if rng.random() < P_SWAP:
         try:
             return swap_unit(parent, library, rng)
@@ -66,10 +97,10 @@ def mutate(parent: Design, library: list[Design], rng: random.Random) -> tuple[D
         design, note = perturb(parent, rng)
     except ValueError as e:
         raise NoCandidate(str(e)) from None
-    return design, [note]
+    return design, [note], config_changes(parent, design)
 
 
-def cross(a: Design, b: Design, rng: random.Random) -> tuple[Design, list[str]]:
+def cross(a: Design, b: Design, rng: random.Random) -> tuple[Design, list[str], list[str]]:
     """A's tree with compatible subtrees of B swapped in (each slot with p = 1/2, at least
     one), and each CONFIG value of B that the child reads with p = 1/2 (at least one when
     no unit could be swapped)."""
@@ -80,13 +111,14 @@ def cross(a: Design, b: Design, rng: random.Random) -> tuple[Design, list[str]]:
     chosen = [s for s in sorted(by_slot) if rng.random() < 0.5]
     if by_slot and not chosen:
         chosen = [rng.choice(sorted(by_slot))]
-    child, notes = a, []
+    child, notes, changes = a, [], []
     for slot in chosen:
         if slot not in child.subtree():  # removed by an earlier swap
             continue
         _, donor, theirs = rng.choice(by_slot[slot])
         child, more = transplant(child, slot, donor, theirs.unit)
         notes += more
+        changes.append(f"+{theirs.unit}")
     read = {key for name in child.subtree() for key in init_params(child.units[name])}
     differing = [k for k in sorted(b.config) if k in read and child.config.get(k, _UNSET) != b.config[k]]
     taken = [k for k in differing if rng.random() < 0.5]
@@ -96,7 +128,7 @@ def cross(a: Design, b: Design, rng: random.Random) -> tuple[Design, list[str]]:
     notes += [f"config {k}={b.config[k]!r} from {b.name}" for k in taken]
     if child.config == a.config and all(same_subtree(a, n, child, n) for n in (a.root,)):
         raise NoCandidate(f"{a.name!r} and {b.name!r} share no compatible, differing unit")
-    return child, notes
+    return child, notes, changes + [f":{k}={_value(b.config[k])}" for k in taken]
 
 
 def child_name(first_parent: str, operation: str, design: Design) -> str:
@@ -105,8 +137,9 @@ def child_name(first_parent: str, operation: str, design: Design) -> str:
 
 
 def propose(parents: list[Design], operation: str, rng: random.Random,
-            library: list[Design]) -> Candidate:
-    """One new design from ``parents`` by ``operation``; ``library`` supplies donor units."""
+            library: list[Design], labels: Mapping[str, str] | None = None) -> Candidate:
+    """One new design from ``parents`` by ``operation``; ``library`` supplies donor units;
+    ``labels``: design name -> readable label (default: the name) that the child's extends."""
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}; expected one of {', '.join(OPERATIONS)}")
     if operation == "crossover" and len(parents) < 2:
@@ -118,17 +151,19 @@ def propose(parents: list[Design], operation: str, rng: random.Random,
         if len(pool) < 2:
             raise NoCandidate("scratch needs two library designs")
         a, b = rng.sample(pool, 2)
-        design, notes = cross(a, b, rng)
-        design, note = perturb(design, rng)
+        crossed, notes, changes = cross(a, b, rng)
+        design, note = perturb(crossed, rng)
         used, notes = [a, b], [f"scratch from library designs {a.name} x {b.name}", *notes, note]
+        changes += config_changes(crossed, design)
     elif operation == "crossover":
         a, b = parents[0], parents[1]
-        design, notes = cross(a, b, rng)
+        design, notes, changes = cross(a, b, rng)
         used = [a, b]
     else:
-        design, notes = mutate(parents[0], library, rng)
+        design, notes, changes = mutate(parents[0], library, rng)
         used = [parents[0]]
     name = child_name(used[0].name, operation, design)
     design = replace(design, name=name)
     parent_names = [p.name for p in used] if operation != "scratch" else []
-    return Candidate(design, operation, parent_names, notes)
+    base = (labels or {}).get(used[0].name) or used[0].name
+    return Candidate(design, operation, parent_names, notes, make_label(base, changes))

@@ -1,8 +1,9 @@
 """Configuration mutation: move one numeric hyperparameter of a design within sensible bounds.
 
-The tunable values are the numbers in CONFIG and the numeric keyword defaults of the
-units' ``__init__`` (setting such a key in CONFIG overrides the default in every unit that
-reads it). Each kind of hyperparameter has its own move: head counts and sizes, chunk
+The tunable values are the numbers in CONFIG that a unit of the design reads and the
+numeric keyword defaults of the units' ``__init__`` (setting such a key in CONFIG overrides
+the default in every unit that reads it). A CONFIG key no unit reads (left behind when the
+unit that read it was swapped out) is never moved: the child would be the same network. Each kind of hyperparameter has its own move: head counts and sizes, chunk
 sizes and ranks step along powers of two (so widths keep dividing), eps and rotary bases
 move by factors, ratios by small multiplicative steps.
 """
@@ -39,10 +40,25 @@ def _number(node: ast.expr) -> Number | None:
     return None
 
 
+def read_keys(design: Design) -> set[str]:
+    """CONFIG keys some unit of the design reads: an ``__init__`` keyword, or a string
+    literal in a unit's code (``kwargs["key"]``, ``kwarg_all.get("key")``)."""
+    keys: set[str] = set()
+    for name in design.subtree():
+        tree = ast.parse(design.units[name].code)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.arg):
+                keys.add(node.arg)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                keys.add(node.value)
+    return keys & set(design.config)
+
+
 def tunables(design: Design) -> dict[str, Number]:
     """Numeric hyperparameters the design's units read, with their current values."""
+    read = read_keys(design)
     values: dict[str, Number] = {
-        k: v for k, v in design.config.items() if type(v) in (int, float)
+        k: v for k, v in design.config.items() if type(v) in (int, float) and k in read
     }
     for name in design.subtree():
         cls = ast.parse(design.units[name].code).body[0]

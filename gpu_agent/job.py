@@ -278,8 +278,8 @@ class JobRun:
         parents = self._parents(payload)
         child = {**payload, "experiment": self.job.experiment, "job_id": self.job.id,
                  "seed": payload.get("seed") or random.getrandbits(31),
-                 "parents": [{"id": p.id, "name": p.name, "source": p.source, "digest": p.digest}
-                             for p in parents],
+                 "parents": [{"id": p.id, "name": p.name, "source": p.source, "digest": p.digest,
+                              "label": p.label} for p in parents],
                  "known_digests": self._known_digests()}
         started = time.monotonic()
         value, error = self._run_plain("genesys.gpu_agent.design_child", child,

@@ -89,3 +89,36 @@ def test_crossover_of_same_family_designs_recombines_config(seeds):
     cand = propose([seeds["gpt"], tweaked], "crossover", random.Random(0), [])
     assert cand.design.config["mlp_ratio"] == tweaked.config["mlp_ratio"]
     assert cand.notes == [f"config mlp_ratio={tweaked.config['mlp_ratio']!r} from {tweaked.name}"]
+
+
+def test_children_have_labels_saying_what_changed(seeds):
+    from genesys.designer.operators import make_label, swap_unit
+
+    library = list(seeds.values())
+    child, _, changes = swap_unit(seeds["gpt"], [seeds["retnet"]], random.Random(0))
+    assert changes[0].startswith("+") and changes[0][1:] in seeds["retnet"].units
+    labels = set()
+    for seed in range(30):
+        cand = propose([seeds["gpt"]], "mutation", random.Random(seed), library,
+                       labels={"gpt": "gpt+Retention"})
+        assert cand.label.startswith("gpt+Retention") and cand.label != "gpt+Retention"
+        labels.add(cand.label)
+        moved = [k for k, v in cand.design.config.items() if seeds["gpt"].config.get(k) != v]
+        if ":" in cand.label:
+            assert all(f":{k}=" in cand.label for k in moved)
+    assert any("+" in label[len("gpt+Retention"):] for label in labels), "unit swaps"
+    assert any(":" in label for label in labels), "hyperparameter moves"
+    crossed = propose([seeds["gpt"], seeds["retnet"]], "crossover", random.Random(0), [])
+    assert crossed.label.startswith("gpt+") or crossed.label.startswith("gpt:")
+    long = make_label("gpt" + "+Unit" * 30, [":n_heads=2"])
+    assert len(long) <= 80 and long.startswith("gpt~") and long.endswith(":n_heads=2")
+
+
+def test_config_keys_no_unit_reads_are_never_moved(seeds):
+    # retnet with a key left behind by a swap: no unit reads n_heads, so it is not tunable.
+    stale = seeds["retnet"].to_source().replace("CONFIG = {", "CONFIG = {'n_heads': 4, ", 1)
+    design = load_design(stale, name="retnet")
+    assert design.config["n_heads"] == 4 and "n_heads" not in tunables(design)
+    for seed in range(40):
+        child, _ = perturb(design, random.Random(seed))
+        assert child.config["n_heads"] == 4
