@@ -71,3 +71,15 @@ def test_protobuf_designs_and_layout(tmp_path):
 def test_empty_experiment_still_writes_a_report(tmp_path):
     files = report.write_report([], tmp_path)
     assert files["html"].exists() and files["lineage"].read_bytes().startswith(PNG_MAGIC)
+
+
+def test_leaderboard_shows_intervals_labels_and_the_pareto_front(tmp_path):
+    designs = hand_built(8)
+    best = max(designs, key=lambda d: d["fitness"] if d["results"] else -1)
+    best.update(label="gpt+MultiScaleRetention", fitness_stderr=0.0123)
+    best["results"][0].update(stderr={"val_loss": 0.004}, tokens_per_second=5000.0,
+                              peak_memory_bytes=1 << 20)
+    page = report.write_report(designs, tmp_path, "iv")["html"].read_text()
+    assert f"{best['fitness']:.4f} ± 0.0123" in page and "val_loss=" in page and "± 0.004" in page
+    assert "gpt+MultiScaleRetention" in page.split("Pareto front")[1], "fastest and best"
+    assert "at least 4 on both" in page, "one rung only: no correlation yet"

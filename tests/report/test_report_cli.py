@@ -29,10 +29,11 @@ def test_report_command_fetches_and_writes(tmp_path):
                                        "--out", str(out), "--json"])
         assert run.exit_code == 0, run.output
         files = json.loads(run.output)
-        assert files["experiment"] == "rep"
+        assert files["experiment"] == "rep" and files["rung_correlations"] == []
         page = (out / "index.html").read_text()
         assert page.index("gpt-tweak") < page.index(seeds[1].name)  # ranked by fitness
-        assert all((out / f).stat().st_size > 1000 for f in ("fitness.png", "quadrants.png", "lineage.png"))
+        assert all((out / f).stat().st_size > 1000 for f in ("fitness.png", "quadrants.png", "lineage.png",
+                                                         "pareto.png"))
 
         bad = CliRunner().invoke(cli, ["report", "--address", server.address, "--token", server.token,
                                        "--experiment", "nope", "--out", str(out)])

@@ -1,5 +1,7 @@
 """Experiment report: PNG plots (fitness over time, fitness/confidence quadrants, lineage
-tree) and an HTML page showing them with the leaderboard.
+tree, quality against throughput with the Pareto front) and an HTML page showing them with
+the leaderboard (scores with their +- standard errors) and the rank correlation of the
+designs' scores between rungs (genesys.report_stats).
 
 Input is the experiment's designs as the SDK returns them (genesys.v1 Design messages,
 basic view is enough) or plain dicts of the same shape (MessageToDict output with proto
@@ -18,13 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .report_stats import pareto_front, rung_correlations
+
 QUADRANT_COLORS = {
     "good_confident": "#1b9e77", "good_unconfident": "#7570b3",
     "poor_confident": "#d95f02", "poor_unconfident": "#999999", "unspecified": "#cccccc",
 }
 OPERATION_MARKERS = {"seed": "*", "mutation": "o", "crossover": "D", "scratch": "s", "unspecified": "o"}
 FILES = {"fitness": "fitness.png", "quadrants": "quadrants.png", "lineage": "lineage.png",
-         "html": "index.html"}
+         "pareto": "pareto.png", "html": "index.html"}
 
 
 @dataclass
@@ -44,6 +48,15 @@ class Node:
     reported: float | None = None  # first rung result, epoch seconds
     rungs: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)  # of the last verified rung
+    stderr: dict[str, float] = field(default_factory=dict)  # of those metrics
+    label: str = ""  # what changed against the first parent, e.g. gpt+MultiScaleRetention
+    fitness_stderr: float = 0.0
+    throughput: dict[str, float] = field(default_factory=dict)  # rung -> training tokens/s
+    raw: dict = field(default_factory=dict, repr=False)  # the design as a dict
+
+    @property
+    def shown_name(self) -> str:
+        return self.label or self.name
 
     @property
     def verified(self) -> bool:
@@ -80,6 +93,7 @@ def to_node(design: Any) -> Node:
     operation = _enum(trace.get("operation") or design.get("operation"), "DesignOperation",
                       "DESIGN_OPERATION_")
     reported = [t for t in (_time(r.get("reported_at")) for r in results) if t is not None]
+    last = results[-1] if results else {}
     return Node(
         id=design["id"], name=design.get("name") or design["id"],
         parents=list(design.get("parents") or []),
@@ -89,8 +103,17 @@ def to_node(design: Any) -> Node:
         operation="seed" if seed else operation, seed=seed,
         created=_time(design.get("created_at")), reported=min(reported) if reported else None,
         rungs=[r["rung"] for r in results],
-        metrics={k: float(v) for k, v in ((results[-1].get("metrics") or {}) if results else {}).items()},
+        metrics={k: float(v) for k, v in (last.get("metrics") or {}).items()},
+        stderr={k: float(v) for k, v in (last.get("stderr") or {}).items()},
+        label=design.get("label") or "", fitness_stderr=float(design.get("fitness_stderr") or 0.0),
+        throughput={r["rung"]: float(r.get("tokens_per_second") or 0.0) for r in results},
+        raw=design,
     )
+
+
+def plus_minus(value: float, stderr: float = 0.0, digits: int = 4) -> str:
+    """``0.8123 ± 0.0341`` (one standard error), or the value alone without an error."""
+    return f"{value:.{digits}g} ± {stderr:.2g}" if stderr else f"{value:.{digits}g}"
 
 
 def ranked(nodes: list[Node]) -> list[Node]:
@@ -163,7 +186,7 @@ def plot_quadrants(nodes: list[Node], path: Path, label_top: int = 5) -> Path:
     if confident:
         ax.axvline(min(confident) - 0.5, color="grey", linestyle="--", linewidth=0.8)
     for n in ranked(nodes)[:label_top]:
-        ax.annotate(n.name, (n.confidence + _jitter(n.id), n.fitness), fontsize=7,
+        ax.annotate(n.shown_name, (n.confidence + _jitter(n.id), n.fitness), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     if nodes:  # integer confidences; keep the jitter small against the axis
         from matplotlib.ticker import MaxNLocator
@@ -244,7 +267,7 @@ def plot_lineage(nodes: list[Node], path: Path) -> Path:
     if len(nodes) <= 80:
         for n in nodes:
             g, x = pos[n.id]
-            ax.annotate(n.name, (x, -g), fontsize=6, ha="center", xytext=(0, -11),
+            ax.annotate(n.shown_name, (x, -g), fontsize=6, ha="center", xytext=(0, -11),
                         textcoords="offset points")
     ax.set_yticks([-g for g in range(generations)], [f"gen {g}" for g in range(generations)])
     ax.set_xticks([])
@@ -257,18 +280,73 @@ def plot_lineage(nodes: list[Node], path: Path) -> Path:
 
 
 def leaderboard_rows(nodes: list[Node], top: int = 20) -> list[dict[str, Any]]:
-    names = {n.id: n.name for n in nodes}
+    names = {n.id: n.shown_name for n in nodes}
     return [
-        {"rank": i + 1, "name": n.name, "id": n.id, "fitness": n.fitness, "confidence": n.confidence,
+        {"rank": i + 1, "name": n.shown_name, "id": n.id, "fitness": f"{n.fitness:.4f}"
+         + (f" ± {n.fitness_stderr:.4f}" if n.fitness_stderr else ""), "confidence": n.confidence,
          "quadrant": n.quadrant.replace("_", " "), "operation": n.operation,
          "parents": ", ".join(names.get(p, p) for p in n.parents), "rungs": ", ".join(n.rungs),
-         "metrics": ", ".join(f"{k}={v:.4g}" for k, v in sorted(n.metrics.items()))}
+         "metrics": ", ".join(f"{k}={plus_minus(v, n.stderr.get(k, 0.0))}"
+                              for k, v in sorted(n.metrics.items()))}
         for i, n in enumerate(ranked(nodes)[:top])
     ]
 
 
+def plot_pareto(nodes: list[Node], path: Path, rung: str) -> Path:
+    """Fitness against training throughput at `rung`, the Pareto front drawn as a line."""
+    fig = _figure(7, 4.5)
+    ax = fig.subplots()
+    at_rung = [n for n in nodes if rung in n.throughput]
+    front = set(pareto_front([n.raw for n in at_rung], rung))
+    for on_front, color, label in ((False, "#999999", "dominated"), (True, "#d95f02", "Pareto front")):
+        sel = [n for n in at_rung if (n.id in front) == on_front]
+        if sel:
+            ax.errorbar([n.throughput[rung] for n in sel], [n.fitness for n in sel],
+                        yerr=[n.fitness_stderr for n in sel], fmt="o", color=color, label=label,
+                        markersize=6, capsize=2, linewidth=0.8)
+    edge = sorted((n.throughput[rung], n.fitness, n.shown_name) for n in at_rung if n.id in front)
+    if edge:
+        ax.plot([x for x, _, _ in edge], [y for _, y, _ in edge], color="#d95f02", linewidth=1)
+        for x, y, name in edge:
+            ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, f"no design verified at {rung or 'any rung'} yet", ha="center",
+                transform=ax.transAxes)
+    ax.set_xlabel(f"training tokens/s at {rung}")
+    ax.set_ylabel("fitness (± 1 standard error)")
+    ax.set_title("Quality against throughput")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+    return path
+
+
+def _first_rung(nodes: list[Node]) -> str:
+    """The rung most designs were verified at (ties: the first seen)."""
+    counts: dict[str, int] = {}
+    for n in nodes:
+        for rung in n.rungs:
+            counts[rung] = counts.get(rung, 0) + 1
+    return max(counts, key=lambda r: counts[r]) if counts else ""
+
+
+def _correlation_table(nodes: list[Node]) -> str:
+    rows = rung_correlations([n.raw for n in nodes])
+    if not rows:
+        return "<p>Not enough designs verified on two rungs yet (at least 4 on both).</p>"
+    body = "\n".join(
+        f"<tr><td>{html.escape(r.low)} → {html.escape(r.high)}</td><td>{html.escape(r.metric)}</td>"
+        f"<td>{r.n}</td><td>{r.rho:.2f}</td><td>[{r.ci_low:.2f}, {r.ci_high:.2f}]</td></tr>"
+        for r in rows)
+    return ("<table><thead><tr><th>rungs</th><th>metric</th><th>designs</th><th>Spearman</th>"
+            f"<th>95% interval</th></tr></thead><tbody>\n{body}\n</tbody></table>")
+
+
 def write_html(nodes: list[Node], out_dir: Path, experiment: str, top: int = 20) -> Path:
     rows = leaderboard_rows(nodes, top)
+    rung = _first_rung(nodes)
+    on_front = set(pareto_front([n.raw for n in nodes], rung))
+    front = [n.shown_name for n in ranked(nodes) if n.id in on_front]
     columns = ["rank", "name", "id", "fitness", "confidence", "quadrant", "operation", "parents",
                "rungs", "metrics"]
     head = "".join(f"<th>{c}</th>" for c in columns)
@@ -295,6 +373,11 @@ Generated {datetime.now().isoformat(timespec="seconds")}.</p>
 <h2>Fitness over time</h2><img src="{FILES['fitness']}" alt="fitness over time">
 <h2>Fitness and confidence</h2><img src="{FILES['quadrants']}" alt="quadrant scatter">
 <h2>Lineage</h2><img src="{FILES['lineage']}" alt="lineage tree">
+<h2>Does the cheap rung predict the expensive one?</h2>
+{_correlation_table(nodes)}
+<h2>Quality against throughput at {html.escape(rung or "-")}</h2>
+<p>Pareto front (fitness, tokens/s, peak memory): {html.escape(", ".join(front) or "-")}</p>
+<img src="{FILES['pareto']}" alt="Pareto front">
 </body></html>
 """
     path = out_dir / FILES["html"]
@@ -305,7 +388,7 @@ Generated {datetime.now().isoformat(timespec="seconds")}.</p>
 def write_report(designs: Iterable[Any], out_dir: str | Path, experiment: str = "",
                  top: int = 20) -> dict[str, Path]:
     """Write the PNGs and index.html into ``out_dir``; returns {"fitness", "quadrants",
-    "lineage", "html"} -> path."""
+    "lineage", "pareto", "html"} -> path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     nodes = [to_node(d) for d in designs]
@@ -313,6 +396,7 @@ def write_report(designs: Iterable[Any], out_dir: str | Path, experiment: str = 
         "fitness": plot_fitness(nodes, out / FILES["fitness"]),
         "quadrants": plot_quadrants(nodes, out / FILES["quadrants"]),
         "lineage": plot_lineage(nodes, out / FILES["lineage"]),
+        "pareto": plot_pareto(nodes, out / FILES["pareto"], _first_rung(nodes)),
         "html": write_html(nodes, out, experiment, top),
     }
 

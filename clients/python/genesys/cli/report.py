@@ -28,15 +28,26 @@ def pick_experiment(client, name: str | None) -> str:
 @json_option
 @coordinator_command
 def report_cmd(client, experiment: str | None, out_dir: str | None, top: int, as_json: bool) -> None:
-    """Write PNG plots (fitness over time, quadrants, lineage) and an HTML page with the leaderboard."""
-    from genesys.report import fetch_report
+    """Write PNG plots (fitness over time, quadrants, lineage, Pareto front) and an HTML page
+    with the leaderboard; print the rank correlation of the designs' scores between rungs."""
+    from genesys.report import fetch_designs, write_report
+    from genesys.report_stats import rung_correlations
 
     name = pick_experiment(client, experiment)
+    designs = fetch_designs(client, name)
+    ladder = [r.name for r in client.get_experiment(name).config.ladder.rungs]
     try:
-        files = fetch_report(client, name, out_dir or f"genesys-report/{name}", top)
+        files = write_report(designs, out_dir or f"genesys-report/{name}", name, top)
     except RuntimeError as e:  # matplotlib missing
         raise click.ClickException(str(e)) from None
+    correlations = rung_correlations(designs, ladder)
     if as_json:
-        click.echo(json.dumps({"experiment": name, **{k: str(v) for k, v in files.items()}}, indent=2))
-    else:
-        click.echo(f"report of {name}: {files['html']}")
+        click.echo(json.dumps({"experiment": name, **{k: str(v) for k, v in files.items()},
+                               "rung_correlations": [c.to_dict() for c in correlations]}, indent=2))
+        return
+    click.echo(f"report of {name}: {files['html']}")
+    for c in correlations:
+        click.echo(f"rank correlation {c.low} -> {c.high} ({c.metric}, {c.n} designs): "
+                   f"{c.rho:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}]")
+    if not correlations:
+        click.echo("rank correlation between rungs: fewer than 4 designs verified on two rungs")
