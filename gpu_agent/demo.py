@@ -56,6 +56,7 @@ class DemoSettings:
     experiment: str = EXPERIMENT
     progress: bool = True
     eval_items: int = 100  # items per offline benchmark task
+    training_seed: int = 42  # of every verification (another seed: an independent replicate)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the children
     agent_args: tuple[str, ...] = ()  # extra `genesys agent start` arguments
 
@@ -214,18 +215,20 @@ def experiment_config(settings: DemoSettings, target_designs: int) -> experiment
     config.jobs.lease_seconds = settings.lease_s
     for name, baseline, lower in offline_benchmarks():
         config.benchmarks.add(name=name, random_baseline=baseline, lower_is_better=lower, weight=1.0)
-    config.extra_json = json.dumps({"verify": {
-        "train": {"eval_every": 1_000_000, "checkpoint_every": 8, "precision": "fp32"},
-        "eval": {"n_items": settings.eval_items}}})
+    config.extra_json = json.dumps({
+        "verify": {"train": {"eval_every": 1_000_000, "checkpoint_every": 8, "precision": "fp32"},
+                   "eval": {"n_items": settings.eval_items}},
+        "selection": {"training_seed": settings.training_seed}})
     return config
 
 
 def offline_benchmarks() -> list[tuple[str, float, bool]]:
-    """(name, random baseline, lower is better): the engine's offline accuracy tasks, scored
-    normalised (chance = 0), and the validation loss, whose random baseline is ln(vocab)
-    (8k BPE); at tiny scales the loss is what separates designs."""
-    return [("genesys_cloze", 0.0, False), ("genesys_nextsent", 0.0, False),
-            ("val_loss", 9.01, True)]
+    """(name, random baseline, lower is better): held-out bits per byte (8 = raw bytes) and
+    the validation loss (random baseline ln(vocab), 8k BPE), the likelihoods that separate
+    designs at CPU scales, and the engine's offline accuracy tasks, scored normalised
+    (chance = 0), which count only where their spread exceeds their standard errors."""
+    return [("bits_per_byte", 8.0, True), ("val_loss", 9.01, True),
+            ("genesys_cloze", 0.0, False), ("genesys_nextsent", 0.0, False)]
 
 
 def ensure_experiment(client: Coordinator, settings: DemoSettings, say: Say) -> int:
@@ -327,15 +330,27 @@ class Follower:
 
 
 def leaderboard_rows(client: Coordinator, experiment: str, rung: str, limit: int = 50) -> list[dict]:
-    """Ranked by overall fitness, with each design's benchmark scores at `rung`."""
+    """Ranked by overall fitness, with each design's label (what changed), benchmark
+    scores at `rung` and their standard errors."""
     quadrants = design_pb2.Quadrant
-    seeds = {d.id for d in client.list_designs(experiment, limit=1000) if d.seed}
-    scores = {e.design_id: dict(e.metrics) for e in client.leaderboard(experiment, rung, limit=1000)}
-    return [{"rank": e.rank, "design_id": e.design_id, "name": e.name, "fitness": e.fitness,
-             "confidence": e.confidence, "seed": e.design_id in seeds,
-             "quadrant": quadrants.Name(e.quadrant).removeprefix("QUADRANT_").lower(),
-             "metrics": scores.get(e.design_id, {})}
-            for e in client.leaderboard(experiment, limit=limit)]
+    designs = {d.id: d for d in client.list_designs(experiment, limit=1000)}
+    results = {i: next((r for r in d.results if r.rung == rung), None) for i, d in designs.items()}
+    rows = []
+    for e in client.leaderboard(experiment, limit=limit):
+        design, result = designs.get(e.design_id), results.get(e.design_id)
+        rows.append({
+            "rank": e.rank, "design_id": e.design_id, "name": e.name,
+            "label": design.label if design else "", "fitness": e.fitness,
+            "fitness_stderr": design.fitness_stderr if design else 0.0,
+            "confidence": e.confidence, "seed": bool(design and design.seed),
+            "quadrant": quadrants.Name(e.quadrant).removeprefix("QUADRANT_").lower(),
+            "metrics": dict(result.metrics) if result else {},
+            "stderr": dict(result.stderr) if result else {}})
+    return rows
+
+
+def _pm(value: float, stderr: float) -> str:
+    return f"{value:.3f}±{stderr:.3f}" if stderr else f"{value:.3f}"
 
 
 def format_leaderboard(rows: list[dict]) -> str:
@@ -343,10 +358,11 @@ def format_leaderboard(rows: list[dict]) -> str:
     header = ["#", "design", "fitness", "conf", "quadrant", *metric_names]
     lines = [header]
     for r in rows:
-        name = r["name"] + (" (seed)" if r["seed"] else "")
-        lines.append([str(r["rank"]), name[:34], f"{r['fitness']:.3f}", str(r["confidence"]),
-                      r["quadrant"], *(f"{r['metrics'][m]:.3f}" if m in r["metrics"] else "-"
-                                       for m in metric_names)])
+        name = (r.get("label") or r["name"]) + (" (seed)" if r["seed"] else "")
+        lines.append([str(r["rank"]), name[:40], _pm(r["fitness"], r.get("fitness_stderr", 0.0)),
+                      str(r["confidence"]), r["quadrant"],
+                      *(_pm(r["metrics"][m], r.get("stderr", {}).get(m, 0.0))
+                        if m in r["metrics"] else "-" for m in metric_names)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
                      for line in lines)
@@ -422,15 +438,17 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
               help="Training tokens per verification (0: a small default for the scale).")
 @click.option("--timeout", type=float, default=1800.0, show_default=True,
               help="Stop waiting after this many seconds.")
+@click.option("--seed", "training_seed", type=click.IntRange(min=0), default=42, show_default=True,
+              help="Training seed of the verifications (another seed: an independent replicate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON at the end.")
 def demo_cmd(designs: int, scale: str, workers: int, data_dir: str, fresh: bool, tokens: int,
-             timeout: float, as_json: bool) -> None:
+             timeout: float, training_seed: int, as_json: bool) -> None:
     """Run the whole loop locally: coordinator + agents, seeds verified, N designs evolved,
     leaderboard and report."""
     # SIGTERM ends the demo like Ctrl-C: the coordinator and agents are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = DemoSettings(designs=designs, scale=scale, workers=workers, root=Path(data_dir),
-                            fresh=fresh, tokens=tokens, timeout_s=timeout,
+                            fresh=fresh, tokens=tokens, timeout_s=timeout, training_seed=training_seed,
                             threads=max(1, (os.cpu_count() or 1) // workers))
     result = run_demo(settings, say=(lambda m: click.echo(m, err=True)) if as_json else click.echo)
     if as_json:

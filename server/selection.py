@@ -21,7 +21,8 @@ the `random.Random` passed in, so a seed makes every choice reproducible.
   rank over (fitness, training throughput, peak memory) at the lowest rung.
 - Repeats (``extra_json`` {"selection": {"repeats": N}}): designs in the good quadrant are
   verified up to N more times per rung with new training seeds; results are merged
-  (merge_repeat) so their intervals narrow.
+  (merge_repeat) so their intervals narrow. Verification k of a design at a rung trains
+  with seed ``training_seed + k`` ("training_seed" in the same object, default 42).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ VERIFY_QUADRANTS = (Q.QUADRANT_GOOD_UNCONFIDENT, Q.QUADRANT_POOR_UNCONFIDENT,
                     Q.QUADRANT_GOOD_CONFIDENT, Q.QUADRANT_POOR_CONFIDENT)
 VERIFIABLE = (Q.DESIGN_STATE_IMPLEMENTED, Q.DESIGN_STATE_VERIFIED)
 DEFAULT_Z = 2.0
-BASE_TRAINING_SEED = 42  # the engine's default training seed; repeat k trains with 42 + k
+BASE_TRAINING_SEED = 42  # the engine's default training seed
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ class Knobs:
 
     z: float = DEFAULT_Z  # standard errors a difference must exceed to count
     repeats: int = 0  # extra verifications of good designs per rung, with new seeds
+    training_seed: int = BASE_TRAINING_SEED  # of a design's first verification at a rung
 
 
-KNOB_TYPES = {"z": (int, float), "repeats": int}
+KNOB_TYPES = {"z": (int, float), "repeats": int, "training_seed": int}
 
 
 def knobs(config: experiment_pb2.ExperimentConfig) -> Knobs:
@@ -80,6 +82,8 @@ def knob_problem(value: object) -> str | None:
         return "z must be within [0, 10]"
     if not 0 <= value.get("repeats", 0) <= 16:
         return "repeats must be within [0, 16]"
+    if not 0 <= value.get("training_seed", 0) < 2**31:
+        return "training_seed must be within [0, 2**31)"
     return None
 
 
@@ -323,10 +327,11 @@ class VerifyTarget:
     design: design_pb2.Design
     rung: str
     repeat: int = 0  # 0: first verification at the rung; k: its k-th repeat
+    base_seed: int = BASE_TRAINING_SEED
 
     @property
     def training_seed(self) -> int:
-        return BASE_TRAINING_SEED + self.repeat
+        return self.base_seed + self.repeat
 
     @property
     def key(self) -> str:
@@ -335,7 +340,7 @@ class VerifyTarget:
         return f"verify:{self.design.id}:{self.rung}{suffix}"
 
 
-def _repeat_targets(designs: list[design_pb2.Design], allowed: set[str], repeats: int,
+def _repeat_targets(designs: list[design_pb2.Design], allowed: set[str], settings: Knobs,
                     skip: set[str]) -> list[VerifyTarget]:
     """Good designs with fewer than 1 + `repeats` verifications at an allowed rung."""
     out = []
@@ -344,8 +349,8 @@ def _repeat_targets(designs: list[design_pb2.Design], allowed: set[str], repeats
             continue
         for r in d.results:
             done = max(1, r.repeats)
-            target = VerifyTarget(d, r.rung, done)
-            if r.rung in allowed and done <= repeats and target.key not in skip:
+            target = VerifyTarget(d, r.rung, done, settings.training_seed)
+            if r.rung in allowed and done <= settings.repeats and target.key not in skip:
                 out.append(target)
     return out
 
@@ -368,13 +373,13 @@ def choose_verify_target(designs: list[design_pb2.Design], config: experiment_pb
         rung = next_rung(d, ladder)
         if d.state in VERIFIABLE and rung in allowed and (d.id, rung) not in busy:
             candidates.append((d, rung))
+    settings = knobs(config)
     lowest = [(d, r) for d, r in candidates if r == ladder[0]]
     if lowest:
-        return VerifyTarget(*lowest[0])
-    settings = knobs(config)
+        return VerifyTarget(*lowest[0], base_seed=settings.training_seed)
     ranks = tied_ranks(designs, settings.z)
     if settings.repeats:
-        again = _repeat_targets(designs, allowed, settings.repeats, set(skip))
+        again = _repeat_targets(designs, allowed, settings, set(skip))
         if again:
             return min(again, key=lambda t: (t.repeat, ranks[t.design.id], t.design.id))
     if not candidates:
@@ -384,7 +389,7 @@ def choose_verify_target(designs: list[design_pb2.Design], config: experiment_pb
         pool = [d for d, _ in candidates if d.quadrant == quadrant]
         if pool:
             design = _ranked_pick(pool, 1, rng, config.selection.noise, ranks)[0]
-            return VerifyTarget(design, by_id[design.id])
+            return VerifyTarget(design, by_id[design.id], base_seed=settings.training_seed)
     return None
 
 

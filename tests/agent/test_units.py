@@ -107,3 +107,22 @@ def test_failures_say_whether_the_design_or_the_host_caused_them(tmp_path: Path)
     run = JobRun(None, settings, job, job_pb2.Lease(fencing_token=2), [], lambda *a: None)
     report = run._ending("step time 10x", retryable=True, kind=INFRASTRUCTURE)
     assert (report.action, report.retryable, report.failure_kind) == ("fail", True, INFRASTRUCTURE)
+
+
+def test_demo_experiment_ranks_on_bits_per_byte_and_shows_intervals():
+    from genesys.gpu_agent.demo import DemoSettings, experiment_config, format_leaderboard
+    from genesys.server.experiment_config import validate, with_defaults
+    from genesys.server.selection import knobs
+
+    config = experiment_config(DemoSettings(training_seed=7), 11)
+    validate("demo", with_defaults(config, [], 60, 3, 4))
+    assert config.benchmarks[0].name == "bits_per_byte" and config.benchmarks[0].lower_is_better
+    assert knobs(config).training_seed == 7
+    rows = [{"rank": 1, "name": "gpt-m1a2b3c", "label": "gpt+MultiScaleRetention", "fitness": 0.8,
+             "fitness_stderr": 0.05, "confidence": 3, "seed": False, "quadrant": "good_unconfident",
+             "metrics": {"bits_per_byte": 2.412}, "stderr": {"bits_per_byte": 0.004}},
+            {"rank": 2, "name": "gpt", "label": "", "fitness": 0.5, "confidence": 3, "seed": True,
+             "quadrant": "poor_unconfident", "metrics": {}}]
+    table = format_leaderboard(rows)
+    assert "gpt+MultiScaleRetention" in table and "0.800±0.050" in table and "2.412±0.004" in table
+    assert "gpt (seed)" in table

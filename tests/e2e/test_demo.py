@@ -9,7 +9,7 @@ import pytest
 from genesys.gpu_agent.demo import DemoSettings, run_demo
 
 pytestmark = pytest.mark.slow
-REPORT_FILES = ["fitness.png", "index.html", "lineage.png", "quadrants.png"]
+REPORT_FILES = ["fitness.png", "index.html", "lineage.png", "pareto.png", "quadrants.png"]
 
 
 def _settings(root: Path, designs: int, **changes) -> DemoSettings:

@@ -287,6 +287,9 @@ def test_selection_knobs_are_validated():
     cfg.extra_json = '{"selection": {"repeats": "two"}}'
     with pytest.raises(InvalidArgument, match="repeats must be a number"):
         validate("e", cfg)
-    cfg.extra_json = '{"selection": {"z": 1.5, "repeats": 1}}'
+    cfg.extra_json = '{"selection": {"z": 1.5, "repeats": 1, "training_seed": 7}}'
     validate("e", cfg)
-    assert selection.knobs(cfg) == selection.Knobs(z=1.5, repeats=1)
+    assert selection.knobs(cfg) == selection.Knobs(z=1.5, repeats=1, training_seed=7)
+    designs = [make(0)]
+    assert selection.choose_verify_target(designs, cfg, LADDER, set(),
+                                          random.Random(0)).training_seed == 7
