@@ -255,9 +255,13 @@ class Evolution:
             score = d.fitness if not req.rung else self._rung_score(exp, result)
             rows.append((score, d, result))
         rows.sort(key=lambda row: (-row[0], -row[1].confidence, row[1].id))
+        # by fitness, designs within their combined standard errors share a rank
+        tied = (selection.tied_ranks([d for _, d, _ in rows], selection.knobs(exp.config).z)
+                if not req.rung else {})
         return [evolution_pb2.LeaderboardEntry(
-            rank=i + 1, design_id=d.id, name=d.name, fitness=d.fitness, confidence=d.confidence,
-            quadrant=d.quadrant, metrics=dict(result.metrics) if result else {}, score=score)
+            rank=tied.get(d.id, i) + 1, design_id=d.id, name=d.name, fitness=d.fitness,
+            confidence=d.confidence, quadrant=d.quadrant,
+            metrics=dict(result.metrics) if result else {}, score=score)
             for i, (score, d, result) in enumerate(rows[:req.limit or 20])]
 
     @staticmethod

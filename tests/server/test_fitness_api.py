@@ -66,3 +66,17 @@ def test_verify_results_keep_stderr_curves_throughput_and_memory(admin, as_role)
     designs = {d.id: d for d in admin.list_designs("vr")}
     assert designs[second.payload["design_id"]].fitness == pytest.approx(1.0)
     assert designs[job.payload["design_id"]].fitness_stderr > 0, "kept with the design"
+    assert [e.rank for e in admin.leaderboard("vr")] == [1, 2], "0.5 bits apart: no tie"
+
+
+def test_designs_within_noise_share_a_leaderboard_rank(admin, as_role):
+    cfg = E.ExperimentConfig(benchmarks=[E.Benchmark(name="bits_per_byte", random_baseline=8,
+                                                     lower_is_better=True)])
+    admin.create_experiment("tie", cfg, ladder="micro:4", seeds=("gpt", "retnet", "ttt"))
+    worker = as_role("worker")
+    worker.register_worker("w", roles=("verify",))
+    for bpb in (2.0, 2.01, 3.0):  # the first two are 0.3 standard errors apart
+        job = worker.lease_job(timeout=0)
+        worker.complete(job, metrics={"bits_per_byte": bpb}, stderr={"bits_per_byte": 0.03})
+    board = admin.leaderboard("tie")
+    assert [e.rank for e in board] == [1, 1, 3]
