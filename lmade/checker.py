@@ -2,9 +2,11 @@
 
 The format check runs here, in the parent, on the AST only (``checker_static``). Every
 check that runs design code (init, forward, causality, differentiability, numerics,
-effectiveness, efficiency) runs in ONE sandboxed child (``checker_child.run``), which
-streams each verdict as an event; if the child dies, is killed or is caught doing
-something forbidden, the check that was running fails with the sandbox's reason.
+effectiveness, efficiency) is split in two: ONE sandboxed worker (``checker_worker``)
+builds the design and returns raw outputs for the inputs that the grader
+(``checker_grade``, in this process, where no design code runs) chooses; the grader
+computes every verdict. If the worker dies, is killed or is caught doing something
+forbidden, the check that was running fails with the sandbox's reason.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from pathlib import Path
 from genesys.design import Design
 
 from .checker_static import check_source
-from .sandbox import Limits, SandboxResult, run_sandboxed
+from .sandbox import Limits, SandboxResult, SessionClosed, open_session
 
 CHECK_NAMES = ("format", "init", "forward", "causality", "differentiability", "numerics",
                "effectiveness", "efficiency")
-CHILD_TARGET = "genesys.lmade.checker_child:run"
+WORKER_TARGET = "genesys.lmade.checker_worker:serve"
 # One thread: tiny models gain nothing from more, and OpenMP barriers stall badly on a
 # loaded machine (10x slower steps measured with 2 threads on a busy 2-core box).
 DEFAULT_LIMITS = Limits(wall_s=120.0, cpu_s=300.0, memory_mb=4096, max_procs=512, threads=1)
@@ -39,11 +41,17 @@ class CheckSettings:
     seq_len: int = 128
     batch_size: int = 4
     causal_tolerance: float = 1e-4  # max change relative to the largest |logit| (fp32)
+    causal_probes: int = 6  # random (batch, length, cut, kind) probes, plus spot checks
+    probe_seed: int | None = None  # None: fresh per check, so probes cannot be predicted
     train_steps: int = 12
     lr: float = 3e-3
-    efficiency_batch: int = 2  # efficiency is measured on longer sequences, where the
-    efficiency_seq_len: int = 512  # ladder trains, not on the tiny training batches
-    efficiency_steps: int = 4
+    heldout_batches: int = 2  # scored by the grader before and after training
+    baseline_margin: float = 0.1  # share of GPT's gain over the embedding-only model below
+    # which a design whose block parameters get no gradient "adds nothing"
+    baseline_slack: float = 0.1  # nats above the embedding-only model: worse than no blocks
+    efficiency_batch: int = 8  # efficiency is measured at a training-like shape, where
+    efficiency_seq_len: int = 256  # per-operation overhead does not dominate
+    efficiency_rounds: int = 5  # interleaved design/reference rounds
     time_factor: float = 3.0  # step time limit relative to the GPT seed
     memory_factor: float = 4.0  # peak memory limit relative to the GPT seed
     loss_factor: float = 3.0  # final loss limit relative to the GPT seed
@@ -78,6 +86,7 @@ class CheckReport:
     seconds: float = 0.0
     design: str = ""
     sandbox: dict = field(default_factory=dict)
+    fingerprint: str = ""  # what the initialised network computes (checker_grade.fingerprint)
 
     @property
     def failed(self) -> CheckResult | None:
@@ -126,12 +135,15 @@ class _Progress:
             self.on_event(event)
 
 
+def blocked_message(check: str, violation: dict) -> str:
+    return (f"the design attempted a forbidden operation during the {check} check: "
+            f"{violation.get('operation')} ({str(violation.get('detail'))[:500]}); design code "
+            "may not touch files, processes or the network")
+
+
 def _sandbox_message(result: SandboxResult, check: str, limits: Limits) -> str:
     if result.reason == "blocked" and result.violations:
-        v = result.violations[0]
-        return (f"the design attempted a forbidden operation during the {check} check: "
-                f"{v['operation']} ({v['detail']}); design code may not touch files, "
-                "processes or the network")
+        return blocked_message(check, result.violations[0])
     return {
         "timeout": f"the design did not finish the {check} check within the wall-clock limit "
                    f"of {limits.wall_s:g} s (an endless loop, or far too slow?)",
@@ -148,17 +160,11 @@ def _sandbox_message(result: SandboxResult, check: str, limits: Limits) -> str:
 
 
 def _merge(progress: _Progress, result: SandboxResult, limits: Limits) -> list[CheckResult]:
-    """The runtime checks' verdicts, with the sandbox's own findings folded in."""
+    """The grader's verdicts, with the sandbox's own findings folded in."""
     checks = list(progress.done)
-    if result.ok and result.value:
-        checks = [CheckResult(**c) for c in result.value["checks"]]
-    culprit = progress.running
-    if result.violations:
-        after = result.violations[0].get("after_event") or {}
-        culprit = str(after.get("check") or culprit or "init")
-    if result.ok and culprit is None:
-        return checks
-    culprit = culprit or "init"
+    if progress.running is None and (result.ok or result.reason == "blocked"):
+        return checks  # every verdict is the grader's (it fails a check that was blocked)
+    culprit = progress.running or "init"
     message = _sandbox_message(result, culprit, limits)
     kept = []
     for c in checks:
@@ -192,17 +198,36 @@ def check(
         limits = limits or DEFAULT_LIMITS
         settings = settings or CheckSettings.for_scale(scale)
         progress = _Progress(on_event)
-        result = run_sandboxed(CHILD_TARGET, {"source": source, "name": name,
-                                              "settings": asdict(settings)},
-                               limits, on_event=progress)
+        result, grader = _run_grader(source, name, settings, limits, progress)
         report.checks += _merge(progress, result, limits)
-        report.params = int((result.value or {}).get("params") or progress.params)
+        report.params = grader.params
+        report.fingerprint = grader.fingerprint
         report.sandbox = {"isolation": result.isolation, "reason": result.reason,
-                          "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb}
+                          "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
+                          "probe_seed": grader.probe_seed}
         report.valid = (all(c.passed for c in report.checks)
                         and [c.name for c in report.checks] == list(CHECK_NAMES))
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _run_grader(source: str, name: str, settings: CheckSettings, limits: Limits,
+                progress: _Progress):
+    """Grade the design against one sandboxed worker; (how the worker ended, the grader)."""
+    from .checker_grade import Grader  # torch: only where designs are checked
+
+    payload = {"source": source, "name": name, "seed": settings.seed, "scale": settings.scale,
+               "vocab_size": settings.vocab_size,
+               "context": max(settings.seq_len, settings.efficiency_seq_len)}
+    session = open_session(WORKER_TARGET, payload, limits, on_event=progress)
+    grader = Grader(session, settings, progress)
+    try:
+        grader.run(CHECK_NAMES[1:])
+    except (SessionClosed, TimeoutError):
+        pass  # the worker's end (limit, crash) is folded in by _merge
+    finally:
+        result = session.close()
+    return result, grader
 
 
 def default_limits(timeout_s: float | None = None) -> Limits:

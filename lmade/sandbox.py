@@ -634,6 +634,11 @@ class Session:
                                f"{timeout:g} s")
         raise SessionClosed(self._wait_result())
 
+    @property
+    def violations(self) -> list[dict]:
+        """Operations the guard blocked so far (also those the design caught and hid)."""
+        return list(self._run.violations)
+
     def worker_cpu_s(self) -> float | None:
         """CPU seconds the worker process has used so far, read by this (trusted) process
         from /proc: a measurement design code cannot alter. None where /proc is missing."""

@@ -15,7 +15,7 @@ from genesys.lmade.sandbox import isolation
 BROKEN = Path(__file__).resolve().parent / "broken"
 PWNED = ("/tmp/genesys-checker-pwned-shell", "/tmp/genesys-checker-pwned-write")
 HOSTILE_LIMITS = replace(DEFAULT_LIMITS, wall_s=60, cpu_s=20, memory_mb=3072)
-FAST = CheckSettings(train_steps=8, efficiency_steps=2)
+FAST = CheckSettings(train_steps=8, efficiency_rounds=3)
 
 # design file -> (the check that must fail, words its message must contain)
 EXPECTED = {
