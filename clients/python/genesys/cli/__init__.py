@@ -73,6 +73,7 @@ COMMANDS: Registry = {
         "revoke": ("genesys.cli.ops:token_revoke_cmd", "Revoke a token."),
     },
     "watch": ("genesys.cli.ops:watch_cmd", "Stream experiment events."),
+    "ui": ("genesys.dashboard.cli:ui_cmd", "Serve the live web dashboard (experiments, leaderboard, designs, jobs)."),
     "agent": {
         "": ("", "Run a GPU agent (worker) that leases DESIGN/VERIFY jobs."),
         "start": ("genesys.gpu_agent.cli:start_cmd", "Start an agent against a coordinator."),
