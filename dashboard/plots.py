@@ -8,6 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def best_so_far(values: Sequence[float]) -> list[float]:
+    """Running maximum of `values` (in the order given)."""
+    out: list[float] = []
+    for value in values:
+        out.append(value if not out else max(out[-1], value))
+    return out
+
+
 def series(label: str, values: Sequence[float | None], color: str, *, points: bool = False,
            line: bool = True, dash: bool = False) -> dict[str, Any]:
     return {"label": label, "values": list(values), "color": color, "points": points,

@@ -9,12 +9,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from genesys import report_stats
 from genesys.cli.coordinator_opts import enum_name
 from genesys.client.coordinator import Coordinator
-from genesys.report import QUADRANT_COLORS, to_node
+from genesys.report import QUADRANT_COLORS, layers, to_node
 from genesys.v1 import budget_pb2, design_pb2, experiment_pb2, job_pb2
 
-from . import plots, stats
+from . import plots
 
 PAGE = 1000  # ListDesigns' largest page
 LEADERBOARD_LIMIT = 10_000
@@ -96,28 +97,25 @@ def experiment_overview(client: Coordinator, name: str) -> dict[str, Any]:
     designs = all_designs(client, name)
     workers = [w for w in client.list_workers()
                if not w.capabilities.experiments or name in w.capabilities.experiments]
-    rung_scores = {rung: {e.design_id: e.score for e in client.leaderboard(name, rung, LEADERBOARD_LIMIT)}
-                   for rung in rung_names(exp)}
     return {"experiment": experiment_row(exp),
             "ledger": ledger_rows(client.get_budget(name).ledger),
             "states": dict(Counter(design_state(d.state) for d in designs)),
             "quadrants": dict(Counter(quadrant(d.quadrant) for d in designs if d.results)),
             "workers": [worker_row(w) for w in workers],
-            "plots": experiment_plots(designs, rung_names(exp), rung_scores)}
+            "plots": experiment_plots(designs, rung_names(exp))}
 
 
-def experiment_plots(designs: list[design_pb2.Design], rungs: list[str],
-                     rung_scores: dict[str, dict[str, float]]) -> dict[str, Any]:
+def experiment_plots(designs: list[design_pb2.Design], rungs: list[str]) -> dict[str, Any]:
     """The overview plots: fitness over time with the best so far, fitness x confidence by
-    quadrant, the Pareto front of fitness against training cost at the lowest rung, and
-    Spearman correlation of design scores between consecutive rungs."""
+    quadrant, the Pareto front at the lowest rung, and the rank correlation of each metric
+    between rungs (genesys.report_stats, as in the report)."""
     nodes = [to_node(d) for d in designs]
     names = {d.id: display_name(d) for d in designs}
     timed = sorted((n.reported, n.fitness, n.id) for n in nodes if n.verified and n.reported)
     fitness_time = plots.spec(
         [t for t, _, _ in timed],
         [plots.series("fitness", [f for _, f, _ in timed], "#7570b3", points=True, line=False),
-         plots.series("best so far", stats.best_so_far([f for _, f, _ in timed]), "#1b9e77")],
+         plots.series("best so far", plots.best_so_far([f for _, f, _ in timed]), "#1b9e77")],
         xlabel="first result", ylabel="fitness", time=True,
         links=[i for _, _, i in timed], names=[names[i] for _, _, i in timed])
     verified = sorted((n for n in nodes if n.verified), key=lambda n: (n.fitness, n.confidence))
@@ -125,49 +123,27 @@ def experiment_plots(designs: list[design_pb2.Design], rungs: list[str],
         [n.fitness for n in verified], [n.confidence for n in verified],
         [n.quadrant for n in verified], QUADRANT_COLORS, xlabel="fitness", ylabel="confidence",
         links=[n.id for n in verified], names=[names[n.id] for n in verified])
+    correlations = [c.to_dict() for c in report_stats.rung_correlations(designs, rungs)]
     return {"fitness_time": fitness_time, "quadrants": quadrants,
-            "pareto": pareto(designs, rungs[0] if rungs else ""),
-            "rank_correlation": rank_correlation(rungs, rung_scores)}
+            "pareto": pareto(designs, rungs[0] if rungs else "", names),
+            "rank_correlation": correlations, "rungs": len(rungs)}
 
 
-def seconds_per_mtok(result: design_pb2.RungResult) -> float | None:
-    """Training cost of a result: seconds per million tokens (throughput when recorded,
-    else tokens over wall time)."""
-    if result.tokens_per_second > 0:
-        return 1e6 / result.tokens_per_second
-    if result.tokens_trained > 0 and result.wall_seconds > 0:
-        return 1e6 * result.wall_seconds / result.tokens_trained
-    return None
-
-
-def pareto(designs: Iterable[design_pb2.Design], rung: str) -> dict[str, Any] | None:
-    """Fitness against training cost at `rung`, with the designs no other beats on both."""
-    points, ids, names = [], [], []
-    for d in designs:
-        result = next((r for r in d.results if r.rung == rung), None)
-        cost = seconds_per_mtok(result) if result is not None else None
-        if cost is not None:
-            points.append((cost, d.fitness))
-            ids.append(d.id)
-            names.append(display_name(d))
-    order = sorted(range(len(points)), key=lambda i: points[i][0])
-    front = set(stats.pareto_front(points))
+def pareto(designs: list[design_pb2.Design], rung: str, names: dict[str, str]
+           ) -> dict[str, Any] | None:
+    """Fitness against training throughput at `rung`, the Pareto front (fitness,
+    throughput, peak memory) marked."""
+    points = sorted((objective[1], objective[0], d.id) for d in designs
+                    if (objective := report_stats.objectives(d, rung)) is not None
+                    and objective[1] > 0)
+    front = set(report_stats.pareto_front(designs, rung))
     return plots.spec(
-        [points[i][0] for i in order],
-        [plots.series("designs", [points[i][1] for i in order], "#999999", points=True, line=False),
-         plots.series("Pareto front", [points[i][1] if i in front else None for i in order],
+        [x for x, _, _ in points],
+        [plots.series("designs", [y for _, y, _ in points], "#999999", points=True, line=False),
+         plots.series("Pareto front", [y if i in front else None for _, y, i in points],
                       "#d95f02", points=True)],
-        xlabel=f"training seconds per 1M tokens at {rung}", ylabel="fitness",
-        links=[ids[i] for i in order], names=[names[i] for i in order])
-
-
-def rank_correlation(rungs: list[str], scores: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    out = []
-    for low, high in zip(rungs, rungs[1:], strict=False):
-        both = sorted(set(scores.get(low, {})) & set(scores.get(high, {})))
-        rho = stats.spearman([scores[low][i] for i in both], [scores[high][i] for i in both])
-        out.append({"from": low, "to": high, "designs": len(both), "rho": rho})
-    return out
+        xlabel=f"training tokens/s at {rung}", ylabel="fitness",
+        links=[i for _, _, i in points], names=[names[i] for _, _, i in points])
 
 
 # -- leaderboard ---------------------------------------------------------------------------
@@ -310,29 +286,20 @@ def fitness_color(value: float, low: float, high: float) -> str:
 
 
 def lineage_graph(designs: list[design_pb2.Design]) -> dict[str, Any]:
-    """Nodes placed by generation (column: longest path from a seed) and stacked within it
-    by fitness; unverified designs are grey. Edges parent -> child."""
+    """Nodes placed as in the report's lineage plot (genesys.report.layers: generation, then
+    next to their parents), coloured by fitness (unverified: grey); edges parent -> child."""
+    nodes = [to_node(d) for d in designs]
     by_id = {d.id: d for d in designs}
-    generation: dict[str, int] = {}
-    for d in designs:  # creation order: parents come before their children
-        generation[d.id] = 1 + max((generation.get(p, 0) for p in d.parents if p in by_id),
-                                   default=-1)
-    columns: dict[int, list[design_pb2.Design]] = defaultdict(list)
-    for d in designs:
-        columns[generation[d.id]].append(d)
-    fitness = [d.fitness for d in designs if d.results]
+    place = layers(nodes)
+    fitness = [n.fitness for n in nodes if n.verified]
     low, high = (min(fitness), max(fitness)) if fitness else (0.0, 0.0)
-    nodes = []
-    for gen, members in columns.items():
-        members.sort(key=lambda d: (-d.fitness if d.results else 1e30, d.id))
-        for row, d in enumerate(members):
-            nodes.append({"id": d.id, "name": display_name(d), "fitness": d.fitness,
-                          "verified": bool(d.results), "state": design_state(d.state),
-                          "quadrant": quadrant(d.quadrant), "generation": gen,
-                          "x": gen * 160, "y": (row - len(members) / 2) * 28,
-                          "color": fitness_color(d.fitness, low, high) if d.results else "#bbbbbb"})
-    edges = [[p, d.id] for d in designs for p in d.parents if p in by_id]
-    return {"nodes": nodes, "edges": edges, "fitness_range": [low, high]}
+    out = [{"id": n.id, "name": display_name(by_id[n.id]), "fitness": n.fitness,
+            "verified": n.verified, "state": n.state, "quadrant": n.quadrant,
+            "generation": place[n.id][0], "x": place[n.id][0] * 160, "y": place[n.id][1] * 28,
+            "color": fitness_color(n.fitness, low, high) if n.verified else "#bbbbbb"}
+           for n in nodes]
+    edges = [[p, n.id] for n in nodes for p in n.parents if p in by_id]
+    return {"nodes": out, "edges": edges, "fitness_range": [low, high]}
 
 
 # -- jobs, workers, budget, LLM usage ------------------------------------------------------
