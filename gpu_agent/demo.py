@@ -3,8 +3,9 @@
 Prepares the offline corpus and tokenizer (cached), starts the coordinator (embedded
 SQLite store, free local port) and K local agents as subprocesses, creates the experiment
 (registering the seeds), then lets the agents verify the seeds and evolve N new designs
-with the recombination designer. Shows live progress from the coordinator's Watch stream,
-then prints the leaderboard and writes a report folder (PNG plots + HTML).
+with the recombination designer. Shows live progress from the coordinator's Watch stream
+(and serves the web dashboard, `genesys ui`, printing its URL), then prints the leaderboard
+and writes a report folder (PNG plots + HTML).
 
 Everything lives under the data dir (default ``./.genesys/demo``): ``data/`` (prepared
 corpus), ``coordinator/`` (store, token, address), ``agents/`` (work dirs), ``logs/``,
@@ -35,6 +36,7 @@ from .log import log
 
 EXPERIMENT = "demo"
 READY_PREFIX = "genesys-coordinator ready address="
+UI_READY_PREFIX = "genesys-ui ready url="
 CLI = [sys.executable, "-c", "from genesys.cli import main; main()"]
 SCALE_TOKENS = {"micro": 65_536, "tiny": 131_072}
 SETTLED = (design_pb2.DESIGN_STATE_VERIFIED, design_pb2.DESIGN_STATE_FAILED)
@@ -57,6 +59,7 @@ class DemoSettings:
     progress: bool = True
     eval_items: int = 100  # items per offline benchmark task
     training_seed: int = 42  # of every verification (another seed: an independent replicate)
+    ui_listen: str = "127.0.0.1:0"  # where the dashboard listens ("": no dashboard)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the children
     agent_args: tuple[str, ...] = ()  # extra `genesys agent start` arguments
 
@@ -91,6 +94,7 @@ class DemoResult:
     report_dir: Path
     report_files: list[str]
     leaderboard: list[dict]
+    dashboard_url: str = ""
 
 
 # --- child processes ------------------------------------------------------------------------
@@ -120,13 +124,30 @@ def _env(settings: DemoSettings) -> dict[str, str]:
     return env
 
 
+def _ready_value(proc: subprocess.Popen, prefix: str, timeout_s: float) -> str:
+    """The first word after `prefix` on the child's stdout ("" if it did not come in time)."""
+    found: list[str] = []
+
+    def read_ready() -> None:
+        for line in proc.stdout:
+            if line.startswith(prefix):
+                found.append(line[len(prefix):].split()[0])
+                return
+
+    reader = threading.Thread(target=read_ready, daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    return found[0] if found else ""
+
+
 class Processes:
-    """The coordinator and agents this demo started; stopped in reverse order."""
+    """The coordinator, agents and dashboard this demo started; stopped in reverse order."""
 
     def __init__(self, settings: DemoSettings):
         self.settings = settings
         self.coordinator: subprocess.Popen | None = None
         self.agents: list[subprocess.Popen] = []
+        self.ui: subprocess.Popen | None = None
         self._logs: list[IO] = []
 
     def _log(self, name: str) -> IO:
@@ -141,22 +162,20 @@ class Processes:
             [*CLI, "server", "start", "--listen", "127.0.0.1:0", "--data-dir", str(s.coordinator_dir)],
             stdout=subprocess.PIPE, stderr=self._log("coordinator"), env=env, text=True,
             start_new_session=True)
-        found: list[str] = []
-
-        def read_ready() -> None:
-            for line in self.coordinator.stdout:
-                if line.startswith(READY_PREFIX):
-                    found.append(line[len(READY_PREFIX):].split()[0])
-                    return
-
-        reader = threading.Thread(target=read_ready, daemon=True)
-        reader.start()
-        reader.join(timeout_s)
+        found = _ready_value(self.coordinator, READY_PREFIX, timeout_s)
         if not found:
             self.stop()
             raise click.ClickException(
                 f"the coordinator did not start (log: {s.logs_dir / 'coordinator.log'})")
-        return found[0]
+        return found
+
+    def start_ui(self, address: str, token: str, timeout_s: float = 30.0) -> str:
+        """`genesys ui` (read-only token) on a free local port; its URL, "" if it did not start."""
+        self.ui = subprocess.Popen(
+            [*CLI, "ui", "--coordinator", address, "--listen", self.settings.ui_listen],
+            stdout=subprocess.PIPE, stderr=self._log("ui"), env=_env(self.settings) | {"GENESYS_TOKEN": token},
+            text=True, start_new_session=True)
+        return _ready_value(self.ui, UI_READY_PREFIX, timeout_s)
 
     def start_agents(self, address: str, token: str) -> None:
         s = self.settings
@@ -192,6 +211,8 @@ class Processes:
 
     def stop(self) -> None:
         self.stop_agents()
+        if self.ui is not None:
+            self._terminate(self.ui, 10.0)
         if self.coordinator is not None:
             self._terminate(self.coordinator, 15.0)
         for handle in self._logs:
@@ -376,6 +397,20 @@ def write_report(client: Coordinator, settings: DemoSettings) -> list[str]:
     return sorted(str(Path(p).relative_to(settings.report_dir)) for p in written.values())
 
 
+def start_dashboard(client: Coordinator, processes: Processes, address: str, say: Say) -> str:
+    """The web dashboard with a read-only (submitter) token; its URL ("" when off or failed)."""
+    settings = processes.settings
+    if not settings.ui_listen:
+        return ""
+    token = client.create_token(f"demo-ui-{int(time.time())}", "submitter").token
+    url = processes.start_ui(address, token)
+    if url:
+        say(f"dashboard: {url}e/{settings.experiment} (live while the demo runs)")
+    else:
+        say(f"the dashboard did not start (log: {settings.logs_dir / 'ui.log'}); continuing without")
+    return url
+
+
 # --- the whole run --------------------------------------------------------------------------
 
 
@@ -396,6 +431,7 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
             target = ensure_experiment(client, settings, say)
             before = sum(d.state == design_pb2.DESIGN_STATE_VERIFIED and not d.seed
                          for d in client.list_designs(settings.experiment, limit=1000))
+            dashboard = start_dashboard(client, processes, address, say)
             worker_token = client.create_token(f"demo-agents-{int(time.time())}", "worker").token
             processes.start_agents(address, worker_token)
             say(f"{settings.workers} agent(s) started (logs: {settings.logs_dir}); "
@@ -420,7 +456,7 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
     say(f"{verified} verified designs ({new_verified} new this run) in {wall:.0f} s")
     log("demo_done", designs=designs, settled=settled, verified=verified, wall_s=round(wall, 1))
     return DemoResult(settings.experiment, address, designs, verified, new_verified, wall,
-                      settings.report_dir, files, rows)
+                      settings.report_dir, files, rows, dashboard)
 
 
 @click.command("demo")
@@ -440,16 +476,18 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
               help="Stop waiting after this many seconds.")
 @click.option("--seed", "training_seed", type=click.IntRange(min=0), default=42, show_default=True,
               help="Training seed of the verifications (another seed: an independent replicate).")
+@click.option("--ui-listen", default="127.0.0.1:0", show_default=True,
+              help="HOST:PORT of the live web dashboard (port 0: a free one; empty: no dashboard).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON at the end.")
 def demo_cmd(designs: int, scale: str, workers: int, data_dir: str, fresh: bool, tokens: int,
-             timeout: float, training_seed: int, as_json: bool) -> None:
+             timeout: float, training_seed: int, ui_listen: str, as_json: bool) -> None:
     """Run the whole loop locally: coordinator + agents, seeds verified, N designs evolved,
     leaderboard and report."""
     # SIGTERM ends the demo like Ctrl-C: the coordinator and agents are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = DemoSettings(designs=designs, scale=scale, workers=workers, root=Path(data_dir),
                             fresh=fresh, tokens=tokens, timeout_s=timeout, training_seed=training_seed,
-                            threads=max(1, (os.cpu_count() or 1) // workers))
+                            threads=max(1, (os.cpu_count() or 1) // workers), ui_listen=ui_listen)
     result = run_demo(settings, say=(lambda m: click.echo(m, err=True)) if as_json else click.echo)
     if as_json:
         click.echo(json.dumps({**result.__dict__, "report_dir": str(result.report_dir)}, indent=2))
