@@ -54,7 +54,7 @@ def _pearson(x: Sequence[float], y: Sequence[float]) -> float:
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     if len(x) != len(y) or len(x) < 2:
         raise ValueError("spearman needs two sequences of the same length >= 2")
-    return _pearson(ranks(x), ranks(y))
+    return max(-1.0, min(1.0, _pearson(ranks(x), ranks(y))))
 
 
 def spearman_interval(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def spearman_interval(rho: float, n: int, level: float = 0.95) -> tuple[float, f
         return -1.0, 1.0
     z = math.atanh(max(-0.999999, min(0.999999, rho)))
     half = NormalDist().inv_cdf(0.5 + level / 2) * 1.06 / math.sqrt(n - 3)
-    return math.tanh(z - half), math.tanh(z + half)
+    return min(rho, math.tanh(z - half)), max(rho, math.tanh(z + half))  # holds rho at +-1
 
 
 @dataclass(frozen=True)
