@@ -234,17 +234,13 @@ def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 
 def pareto_ranks(points: dict[str, tuple[float, ...]]) -> dict[str, int]:
-    """Non-dominated sorting: front 0 is the Pareto front, front 1 the front of the rest..."""
-    ranks: dict[str, int] = {}
-    left = dict(points)
-    front = 0
-    while left:
-        current = [i for i, p in left.items()
-                   if not any(dominates(q, p) for j, q in left.items() if j != i)]
-        for i in current:
-            ranks[i] = front
-            del left[i]
-        front += 1
+    """Pareto rank (Fonseca and Fleming): how many designs dominate each one; 0 = on the
+    Pareto front. One pass over the pairs, so a lease stays cheap with many designs."""
+    ordered = sorted(points.items(), key=lambda item: item[1], reverse=True)
+    ranks = dict.fromkeys(points, 0)
+    for k, (i, p) in enumerate(ordered):
+        # only designs sorted before p (lexicographically no smaller) can dominate it
+        ranks[i] = sum(dominates(q, p) for _, q in ordered[:k])
     return ranks
 
 

@@ -271,7 +271,7 @@ def test_pareto_parents_come_from_the_front():
         d.fitness = fit
         designs.append(d)
     points = {d.id: selection.objectives(d, "micro") for d in designs}
-    assert selection.pareto_ranks(points) == {"d0": 0, "d1": 0, "d2": 1}
+    assert selection.pareto_ranks(points) == {"d0": 0, "d1": 0, "d2": 2}
     cfg = config(parent_policy="pareto")
     counts = Counter(selection.select_parents(designs, 1, cfg, random.Random(s))[0][0].id
                      for s in range(1000))
