@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,9 @@ class Coordinator:
             ("grpc.max_send_message_length", limit),
             ("grpc.so_reuseport", 0),
         ])
-        parts = (self.auth, self.evolution, self.scheduler)
+        threads = self.store.max_threads or self.config.threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="genesys-rpc")
+        parts = (self.auth, self.evolution, self.scheduler, self._pool)
         servicers = [EvolutionServicer(*parts),
                      SchedulerServicer(*parts, max_wait=self.config.scheduler.max_wait_seconds),
                      BudgetServicer(*parts), AuthServicer(*parts)]
@@ -115,18 +118,30 @@ class Coordinator:
         return self.address
 
     async def _reap_forever(self) -> None:
+        loop, pruned = asyncio.get_running_loop(), 0.0
+        retention = self.config.retention
         while True:
             await asyncio.sleep(self.config.scheduler.reap_interval_seconds)
             try:
-                self.scheduler.reap()
+                await loop.run_in_executor(self._pool, self.scheduler.reap)
+                if loop.time() - pruned >= retention.prune_interval_seconds:
+                    pruned = loop.time()
+                    await loop.run_in_executor(self._pool, self._prune)
             except Exception:
                 log.exception("event=reap_failed")
+
+    def _prune(self) -> None:
+        retention = self.config.retention
+        events = self.store.prune_events(retention.events)
+        workers = self.scheduler.forget_workers(retention.dead_workers_seconds)
+        if events or workers:
+            log.info("event=pruned events=%d workers=%d", events, workers)
 
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             try:
-                self.hub.flush()
+                await asyncio.get_running_loop().run_in_executor(self._pool, self.hub.flush)
             except Exception:
                 log.exception("event=flush_failed")
 
@@ -139,6 +154,7 @@ class Coordinator:
         self._flusher.cancel()
         await self._server.stop(grace)
         self._server = None
+        self._pool.shutdown(wait=True)
         self.hub.flush()
         self.store.close()
         log.info("event=stopped address=%s", self.address)

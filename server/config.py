@@ -57,14 +57,23 @@ class LimitsConfig:
 
 
 @dataclass
+class RetentionConfig:
+    events: int = field(default=100_000, metadata={"check": positive})  # newest events kept
+    dead_workers_seconds: float = field(default=86_400.0, metadata={"check": positive})
+    prune_interval_seconds: float = field(default=60.0, metadata={"check": positive})
+
+
+@dataclass
 class ServerConfig:
     listen: str = "127.0.0.1:50051"
     data_dir: str = ".genesys"
     seeds_dir: str = ""                # empty: the seeds shipped with genesys.lmade
+    threads: int = field(default=16, metadata={"check": positive})  # RPC logic + store calls
     store: StoreConfig = field(default_factory=StoreConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def data_path(self) -> Path:

@@ -47,6 +47,7 @@ class Evolution:
         self.seeds_dir = seeds_dir
         self._experiments: dict[str, experiment_pb2.Experiment] = {}
         self._lock = threading.RLock()
+        self._rescoring = threading.Lock()  # one rescore at a time: none writes stale scores
         self._draws = 0
 
     # -- experiments ------------------------------------------------------------------
@@ -321,10 +322,11 @@ class Evolution:
         self.work.notify()
 
     def _rescore(self, exp: experiment_pb2.Experiment) -> None:
-        designs = self.store.experiment_designs(exp.name)
-        changed = selection.rescore(designs, exp.config)
-        if changed:
-            self.store.update_scores(changed)
+        with self._rescoring:
+            designs = self.store.experiment_designs(exp.name)
+            changed = selection.rescore(designs, exp.config)
+            if changed:
+                self.store.update_scores(changed)
 
     def rescore_all(self) -> None:
         """Recompute derived scores (after a restart, fitness is rebuilt from results)."""

@@ -143,6 +143,7 @@ class MongoStore(Store):
 
             me.connect(db=db, alias=ALIAS, host="mongodb://localhost",
                        mongo_client_class=mongomock.MongoClient, uuidRepresentation="standard")
+            self.max_threads = 1  # mongomock is not thread-safe
         else:
             me.connect(db=db, alias=ALIAS, host=url, uuidRepresentation="standard")
         for doc in DOCUMENTS:
@@ -367,6 +368,9 @@ class MongoStore(Store):
     def list_workers(self) -> list[job_pb2.Worker]:
         return [job_pb2.Worker.FromString(d.body) for d in WorkerDoc.objects.order_by("seq")]
 
+    def delete_worker(self, worker_id: str) -> None:
+        WorkerDoc.objects(key=worker_id).delete()
+
     # -- tokens -----------------------------------------------------------------------
     def insert_token(self, token: TokenRecord) -> None:
         try:
@@ -406,6 +410,11 @@ class MongoStore(Store):
             filters["experiment"] = experiment
         docs = EventDoc.objects(**filters).order_by("seq").limit(limit)
         return [design_pb2.Event.FromString(d.body) for d in docs]
+
+
+    def prune_events(self, keep: int) -> int:
+        last = self.last_event_seq()
+        return EventDoc.objects(seq__lte=last - keep).delete() if last > keep else 0
 
 
 FULL = ("body", "fitness", "confidence", "quadrant", "fitness_stderr")

@@ -1,15 +1,20 @@
 """gRPC servicers (asyncio). Each handler authenticates the caller, checks its role
-(auth.POLICY), runs the synchronous logic and maps errors.py exceptions to status codes.
+(auth.POLICY) and the request's bounds (bounds.py), runs the synchronous logic on a thread
+pool (so a slow store call never stalls the event loop) and maps errors.py exceptions to
+status codes with google.rpc rich error details.
 
-Handlers run on the server's event loop; store calls are short and synchronous, so one
-compound operation is never interleaved with another inside this process.
+The logic is safe to run on several threads at once: the store's writes are conditional
+(fencing token, state, ledger limits) and the in-memory caches hold their own locks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from genesys.v1 import (
@@ -28,23 +33,27 @@ from genesys.v1 import (
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
+from grpc_status import rpc_status
 
 from . import ledger
 from .auth import Authenticator
-from .errors import InvalidArgument, NotFound, ServiceError, check_range
+from .bounds import RequestBounds
+from .errors import InvalidArgument, NotFound, ServiceError, brief, check_range
 from .events import Overflow
 from .evolution import Evolution
 from .scheduler import Scheduler
 from .store import DesignQuery, JobQuery, TokenRecord, basic_view
 
 log = logging.getLogger("genesys.server")
+MAX_TTL_SECONDS = 10 * 366 * 86400  # CreateToken: at most ten years
+REPLAY_PAGE = 1000
 
 
 class Malformed:
     """A request whose bytes did not parse; handlers answer INVALID_ARGUMENT."""
 
     def __init__(self, type_name: str, error: Exception):
-        self.problem = f"malformed {type_name}: {error}"
+        self.problem = f"malformed {type_name}: {brief(str(error), 200)}"
 
 
 def _lenient(message_class):
@@ -80,33 +89,53 @@ def _header(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
+async def abort(context: grpc.aio.ServicerContext, name: str, error: Exception) -> None:
+    """End the call with the error's status; never echoes more than a bounded message."""
+    if isinstance(error, ServiceError):
+        log.info("rpc=%s status=%s detail=%s", name, error.code.name, brief(str(error), 300))
+        await context.abort_with_status(rpc_status.to_status(error.status()))
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    log.error("rpc=%s status=INTERNAL error=%s: %s\n%s", name, type(error).__name__,
+              brief(str(error), 300), frames)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
+
+
 def handler(fn):
-    """Authenticate, authorise and map errors for one unary RPC."""
+    """Authenticate, authorise, bound-check and map errors for one unary RPC. A plain
+    function runs on the thread pool; a coroutine (long polls) runs on the loop and
+    sends its store calls to the pool itself."""
     name = fn.__name__
+    on_loop = asyncio.iscoroutinefunction(fn)
 
     @functools.wraps(fn)
     async def wrapper(self, request, context):
         try:
-            caller = self.auth.check(_header(context), name)
-            if isinstance(request, Malformed):
-                raise InvalidArgument("request", request.problem)
-            result = fn(self, request, caller)
-            if hasattr(result, "__await__"):
-                result = await result
-            return result
-        except ServiceError as e:
-            log.info("rpc=%s status=%s detail=%r", name, e.code.name, str(e))
-            await context.abort(e.code, str(e))
-        except Exception:
-            log.exception("rpc=%s status=INTERNAL", name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
+            caller = await self.blocking(self.admit, name, request, _header(context))
+            if on_loop:
+                return await fn(self, request, caller)
+            return await self.blocking(fn, self, request, caller)
+        except Exception as e:
+            await abort(context, name, e)
 
     return wrapper
 
 
 class _Base:
-    def __init__(self, auth: Authenticator, evolution: Evolution, scheduler: Scheduler):
-        self.auth, self.evo, self.sched = auth, evolution, scheduler
+    def __init__(self, auth: Authenticator, evolution: Evolution, scheduler: Scheduler,
+                 pool: ThreadPoolExecutor):
+        self.auth, self.evo, self.sched, self.pool = auth, evolution, scheduler, pool
+        self.bounds = RequestBounds(evolution.config.limits)
+
+    async def blocking(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def admit(self, method: str, request, header: str | None) -> TokenRecord:
+        """The caller, once the token, its role and the request's bounds are checked."""
+        caller = self.auth.check(header, method)
+        if isinstance(request, Malformed):
+            raise InvalidArgument("request", request.problem)
+        self.bounds.check(request)
+        return caller
 
 
 class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
@@ -192,33 +221,43 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
 
     async def Watch(self, req, context):
         try:
-            self.auth.check(_header(context), "Watch")
-            if isinstance(req, Malformed):
-                raise InvalidArgument("request", req.problem)
+            await self.blocking(self.admit, "Watch", req, _header(context))
             if req.experiment:
-                self.evo.experiment(req.experiment)
-        except ServiceError as e:
-            await context.abort(e.code, str(e))
+                await self.blocking(self.evo.experiment, req.experiment)
+        except Exception as e:
+            await abort(context, "Watch", e)
         watcher = self.evo.hub.watch(req.experiment, set(req.kinds))
         try:
-            last = req.after_seq
-            if req.replay:
-                self.evo.hub.flush()
-                for event in self.evo.store.events_after(req.after_seq, req.experiment, 100_000):
-                    if watcher.wants(event):
-                        last = event.seq
-                        yield event
-            while True:
-                try:
-                    event = await watcher.next()
-                except Overflow:
-                    await context.abort(grpc.StatusCode.ABORTED,
-                                        f"watch fell behind; resume with after_seq={last}")
-                if event.seq > last:
-                    last = event.seq
-                    yield event
+            async for event in self._events(req, watcher, context):
+                yield event
         finally:
             watcher.close()
+
+    async def _events(self, req, watcher, context):
+        """Stored events after req.after_seq (with replay, a page at a time), then live ones."""
+        last = req.after_seq
+        try:
+            while req.replay:
+                await self.blocking(self.evo.hub.flush)
+                page = await self.blocking(self.evo.store.events_after, last, req.experiment,
+                                           REPLAY_PAGE)
+                for event in page:
+                    last = event.seq
+                    if watcher.wants(event):
+                        yield event
+                if len(page) < REPLAY_PAGE:
+                    break
+        except Exception as e:
+            await abort(context, "Watch", e)
+        while True:
+            try:
+                event = await watcher.next()
+            except Overflow:
+                await context.abort(grpc.StatusCode.ABORTED,
+                                    f"watch fell behind; resume with after_seq={last}")
+            if event.seq > last:
+                last = event.seq
+                yield event
 
 
 class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -243,7 +282,7 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
         check_range("wait_seconds", req.wait_seconds, 0, 600)
         deadline = time.monotonic() + min(req.wait_seconds, self.max_wait)
         while True:
-            leased = self.sched.try_lease(req, caller)
+            leased = await self.blocking(self.sched.try_lease, req, caller)
             if leased:
                 return scheduler_pb2.LeaseJobResponse(job=leased[0], lease=leased[1])
             left = deadline - time.monotonic()
@@ -301,7 +340,9 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
 
     @handler
     def ListWorkers(self, req, caller):
-        return scheduler_pb2.ListWorkersResponse(workers=self.sched.list_workers(req.include_dead))
+        check_range("limit", req.limit, 0, 1000)
+        workers = self.sched.list_workers(req.include_dead, req.limit or 100)
+        return scheduler_pb2.ListWorkersResponse(workers=workers)
 
     @handler
     def DeregisterWorker(self, req, caller):
@@ -345,8 +386,7 @@ class AuthServicer(_Base, auth_pb2_grpc.AuthServiceServicer):
             raise InvalidArgument("name", "required, at most 100 characters")
         if req.role not in (auth_pb2.ROLE_ADMIN, auth_pb2.ROLE_SUBMITTER, auth_pb2.ROLE_WORKER):
             raise InvalidArgument("role", "must be ADMIN, SUBMITTER or WORKER")
-        if req.ttl_seconds < 0:
-            raise InvalidArgument("ttl_seconds", "must be >= 0")
+        check_range("ttl_seconds", req.ttl_seconds, 0, MAX_TTL_SECONDS)
         token, record = self.auth.create(req.name, req.role, req.ttl_seconds)
         return auth_pb2.CreateTokenResponse(token=token, info=record.info())
 

@@ -31,6 +31,7 @@ J, EV = job_pb2, design_pb2
 ROLE_KINDS = {J.WORKER_ROLE_DESIGN: J.JOB_KIND_DESIGN, J.WORKER_ROLE_VERIFY: J.JOB_KIND_VERIFY}
 KIND_NAME = {J.JOB_KIND_DESIGN: "design", J.JOB_KIND_VERIFY: "verify"}
 ACTIVE = experiment_pb2.EXPERIMENT_STATE_ACTIVE
+LIVE_STATES = (J.WORKER_STATE_ALIVE, J.WORKER_STATE_DRAINING)  # these may still become DEAD
 
 
 def copy_job(job: job_pb2.Job) -> job_pb2.Job:
@@ -140,7 +141,7 @@ class Scheduler:
         self._set_state(worker, J.WORKER_STATE_GONE)
         return worker
 
-    def list_workers(self, include_dead: bool) -> list[job_pb2.Worker]:
+    def list_workers(self, include_dead: bool, limit: int = 100) -> list[job_pb2.Worker]:
         held: dict[str, list[str]] = {}
         for job in self.store.list_jobs(JobQuery(state=J.JOB_STATE_LEASED, limit=100_000)):
             held.setdefault(job.worker_id, []).append(job.id)
@@ -149,6 +150,8 @@ class Scheduler:
             for worker in self._workers.values():
                 if not include_dead and worker.state in (J.WORKER_STATE_DEAD, J.WORKER_STATE_GONE):
                     continue
+                if len(out) >= limit:
+                    break
                 view = job_pb2.Worker()
                 view.CopyFrom(worker)
                 view.job_ids.extend(held.get(worker.id, []))
@@ -524,7 +527,7 @@ class Scheduler:
         for job in self.store.expired_leases(now):
             self._expire(job)
         with self._lock:
-            dead = [w for w in self._workers.values() if w.state == J.WORKER_STATE_ALIVE
+            dead = [w for w in self._workers.values() if w.state in LIVE_STATES
                     and now - self._seen.get(w.id, now) > self.cfg.dead_after_seconds]
         for worker in dead:
             self._set_state(worker, J.WORKER_STATE_DEAD)
@@ -533,3 +536,15 @@ class Scheduler:
             for job in self.store.list_jobs(JobQuery(worker_id=worker.id,
                                                      state=J.JOB_STATE_LEASED, limit=1000)):
                 self._expire(job)
+
+    def forget_workers(self, after_seconds: float) -> int:
+        """Delete workers DEAD or GONE for longer than `after_seconds`; returns how many."""
+        now = time.time()
+        with self._lock:
+            gone = [w.id for w in self._workers.values() if w.state not in LIVE_STATES
+                    and now - self._seen.get(w.id, now) > after_seconds]
+            for worker_id in gone:
+                self.store.delete_worker(worker_id)
+                del self._workers[worker_id]
+                self._seen.pop(worker_id, None)
+        return len(gone)

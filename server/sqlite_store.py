@@ -368,6 +368,9 @@ class SqliteStore(Store):
         rows = self._read("SELECT body FROM workers ORDER BY rowid")
         return [job_pb2.Worker.FromString(r[0]) for r in rows]
 
+    def delete_worker(self, worker_id: str) -> None:
+        self._write("DELETE FROM workers WHERE id = ?", (worker_id,))
+
     # -- tokens -----------------------------------------------------------------------
     def insert_token(self, token: TokenRecord) -> None:
         try:
@@ -409,6 +412,11 @@ class SqliteStore(Store):
             rows = self._read("SELECT body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
                               (seq, limit))
         return [design_pb2.Event.FromString(r[0]) for r in rows]
+
+
+    def prune_events(self, keep: int) -> int:
+        return self._write("DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
+                           (keep,))
 
 
 class _Abort(Exception):

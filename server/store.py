@@ -97,7 +97,10 @@ def with_scores(body: bytes, fitness: float, confidence: int, quadrant: int,
 
 
 class Store(ABC):
-    """Durable state of the coordinator. Implementations must be safe to share by threads."""
+    """Durable state of the coordinator. Implementations must be safe to share by threads;
+    `max_threads` caps how many may call at once (None: the server's setting)."""
+
+    max_threads: int | None = None
 
     # -- experiments ------------------------------------------------------------------
     @abstractmethod
@@ -223,6 +226,9 @@ class Store(ABC):
     @abstractmethod
     def list_workers(self) -> list[job_pb2.Worker]: ...
 
+    @abstractmethod
+    def delete_worker(self, worker_id: str) -> None: ...
+
     # -- tokens -----------------------------------------------------------------------
     @abstractmethod
     def insert_token(self, token: TokenRecord) -> None:
@@ -248,6 +254,10 @@ class Store(ABC):
 
     @abstractmethod
     def events_after(self, seq: int, experiment: str = "", limit: int = 1000) -> list[design_pb2.Event]: ...
+
+    @abstractmethod
+    def prune_events(self, keep: int) -> int:
+        """Delete all but the newest `keep` events; returns how many were deleted."""
 
     @abstractmethod
     def close(self) -> None:

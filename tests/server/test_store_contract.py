@@ -169,6 +169,11 @@ class TestStoreContract:
         assert store.last_event_seq() == 4
         assert [e.seq for e in store.events_after(1, "a")] == [3, 4]
         assert [e.seq for e in store.events_after(0, limit=2)] == [1, 2]
+        assert store.prune_events(keep=2) == 2
+        assert [e.seq for e in store.events_after(0)] == [3, 4]
+        assert store.prune_events(keep=2) == 0 and store.last_event_seq() == 4
+        store.delete_worker("w1")
+        assert store.list_workers() == [] and store.get_worker("w1") is None
 
     def test_survives_reopen(self, store, tmp_path):
         if store.kind == "mongomock":

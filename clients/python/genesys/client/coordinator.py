@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from genesys.config import load_config
@@ -74,17 +75,39 @@ def client_config(path: str | None = None) -> ClientConfig:
 
 
 class CoordinatorError(Exception):
-    """An RPC failed; `code` is the gRPC status code, `details` the server's message."""
+    """An RPC failed; `code` is the gRPC status code, `details` the server's message.
 
-    def __init__(self, code: grpc.StatusCode, details: str, method: str):
+    The coordinator's rich error details (google.rpc.Status): `reason` and `metadata` of
+    its ErrorInfo (e.g. reason "DUPLICATE_DESIGN", metadata["existing_id"]) and `field`,
+    the first BadRequest field violation."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, method: str,
+                 status: status_pb2.Status | None = None):
         self.code, self.details, self.method = code, details, method
+        self.reason, self.metadata, self.field = "", {}, ""
+        for packed in status.details if status else ():
+            if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                packed.Unpack(info)
+                self.reason, self.metadata = info.reason, dict(info.metadata)
+            elif packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                packed.Unpack(bad)
+                self.field = bad.field_violations[0].field if bad.field_violations else ""
         super().__init__(f"{method}: {code.name}: {details}")
+
+    @classmethod
+    def of(cls, error: grpc.RpcError, method: str) -> CoordinatorError:
+        try:
+            status = rpc_status.from_call(error)
+        except ValueError:  # details that do not match the status: ignore them
+            status = None
+        return cls(error.code(), error.details(), method, status)
 
     @property
     def existing_id(self) -> str | None:
-        """For ALREADY_EXISTS on SubmitDesign: the id of the design with the same digest."""
-        match = re.search(r"already exists: (\S+)", self.details or "")
-        return match.group(1) if match else None
+        """For ALREADY_EXISTS on SubmitDesign: the id of the design it duplicates."""
+        return self.metadata.get("existing_id")
 
 
 def _unavailable(error: BaseException) -> bool:
@@ -168,7 +191,7 @@ class Coordinator:
             try:
                 return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
             except grpc.RpcError as e:
-                raise CoordinatorError(e.code(), e.details(), name) from None
+                raise CoordinatorError.of(e, name) from None
 
         return self._retry(once)()
 
@@ -283,7 +306,7 @@ class Coordinator:
             yield from stream
         except grpc.RpcError as e:
             if e.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-                raise CoordinatorError(e.code(), e.details(), "Watch") from None
+                raise CoordinatorError.of(e, "Watch") from None
         finally:
             stream.cancel()
 
@@ -402,8 +425,8 @@ class Coordinator:
             kind=KINDS[kind] if kind else 0)
         return list(self._call(self.scheduler.ListJobs, req).jobs)
 
-    def list_workers(self, include_dead: bool = False) -> list[job_pb2.Worker]:
-        req = scheduler_pb2.ListWorkersRequest(include_dead=include_dead)
+    def list_workers(self, include_dead: bool = False, limit: int = 100) -> list[job_pb2.Worker]:
+        req = scheduler_pb2.ListWorkersRequest(include_dead=include_dead, limit=limit)
         return list(self._call(self.scheduler.ListWorkers, req).workers)
 
     def enqueue_design_jobs(self, experiment: str, count: int = 1, operation: str = ""

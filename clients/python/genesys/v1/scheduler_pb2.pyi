@@ -238,10 +238,12 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.Job, _Mapping]]] = ...) -> None: ...
 
 class ListWorkersRequest(_message.Message):
-    __slots__ = ("include_dead",)
+    __slots__ = ("include_dead", "limit")
     INCLUDE_DEAD_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
     include_dead: bool
-    def __init__(self, include_dead: _Optional[bool] = ...) -> None: ...
+    limit: int
+    def __init__(self, include_dead: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ListWorkersResponse(_message.Message):
     __slots__ = ("workers",)
