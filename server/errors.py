@@ -80,10 +80,13 @@ class DuplicateDesign(AlreadyExists):
 class FunctionalDuplicate(DuplicateDesign):
     """Another design of the experiment behaves the same (the checker's fingerprint)."""
 
+    reason = "FUNCTIONAL_DUPLICATE"
+
     def __init__(self, existing_id: str, fingerprint: str):
         self.existing_id = existing_id
         AlreadyExists.__init__(self, f"design with the same behaviour (fingerprint "
-                                     f"{fingerprint[:16]}...) already exists: {existing_id}")
+                                     f"{fingerprint[:16]}...) already exists: {existing_id}",
+                               existing_id=existing_id, fingerprint=fingerprint)
 
 
 class FailedPrecondition(ServiceError):
