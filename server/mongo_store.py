@@ -74,7 +74,8 @@ class JobDoc(me.Document):
     dedupe = me.StringField()
     body = me.BinaryField(required=True)
     meta = _meta("jobs", {"fields": ["dedupe"], "unique": True, "sparse": True},
-                 ("state", "kind", "seq"), ("state", "deadline"), ("experiment", "kind"))
+                 ("state", "kind", "seq"), ("state", "deadline"), ("experiment", "kind"),
+                 ("experiment", "kind", "state", "rung", "seq"))
 
 
 class LedgerDoc(me.Document):
@@ -283,10 +284,10 @@ class MongoStore(Store):
     def release_dedupe_key(self, job_id: str) -> None:
         JobDoc.objects(key=job_id).update_one(unset__dedupe=True)
 
-    def queued_jobs(self, kinds: list[int], experiments: list[str], limit: int) -> list[job_pb2.Job]:
-        filters = {"state": job_pb2.JOB_STATE_QUEUED, "kind__in": kinds}
-        if experiments:
-            filters["experiment__in"] = experiments
+    def queued_jobs(self, experiment: str, kind: int, rung: str, limit: int) -> list[job_pb2.Job]:
+        filters = {"experiment": experiment, "kind": kind, "state": job_pb2.JOB_STATE_QUEUED}
+        if rung:
+            filters["rung"] = rung
         docs = JobDoc.objects(**filters).only("body").order_by("seq").limit(limit)
         return [job_pb2.Job.FromString(d.body) for d in docs]
 

@@ -14,6 +14,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 
 from genesys.v1 import design_pb2, experiment_pb2, job_pb2, scheduler_pb2
 from google.protobuf import json_format
@@ -31,6 +32,7 @@ J, EV = job_pb2, design_pb2
 ROLE_KINDS = {J.WORKER_ROLE_DESIGN: J.JOB_KIND_DESIGN, J.WORKER_ROLE_VERIFY: J.JOB_KIND_VERIFY}
 KIND_NAME = {J.JOB_KIND_DESIGN: "design", J.JOB_KIND_VERIFY: "verify"}
 ACTIVE = experiment_pb2.EXPERIMENT_STATE_ACTIVE
+QUEUE_PEEK = 8  # queued jobs tried per (experiment, kind, rung) before moving on
 LIVE_STATES = (J.WORKER_STATE_ALIVE, J.WORKER_STATE_DRAINING)  # these may still become DEAD
 
 
@@ -55,6 +57,7 @@ class Scheduler:
         self.store, self.hub, self.work, self.evo = store, hub, work, evolution
         self.cfg = config.scheduler
         self._lock = threading.RLock()
+        self._turn = 0
         self._workers = {w.id: w for w in store.list_workers()}
         now = time.time()
         # After a restart every known worker gets a fresh grace period.
@@ -177,13 +180,16 @@ class Scheduler:
             if allowed and req.experiment not in allowed:
                 raise InvalidArgument("experiment", "not among the worker's experiments")
             allowed = [req.experiment]
-        for job in self.store.queued_jobs(kinds, allowed, limit=64):
-            leased = self._lease_queued(job, worker)
-            if leased:
-                return leased
-        for exp in self.evo.experiments():
-            if exp.state != ACTIVE or (allowed and exp.name not in allowed):
-                continue
+        exps = [e for e in self.evo.experiments()
+                if e.state == ACTIVE and (not allowed or e.name in allowed)]
+        with self._lock:  # start at another experiment each time: none waits behind another
+            self._turn = (self._turn + 1) % max(1, len(exps))
+        exps = exps[self._turn:] + exps[: self._turn]
+        for exp in exps:  # per experiment: queued jobs first, then new ones
+            for job in self._takeable_jobs(exp, worker, kinds):
+                leased = self._lease_queued(job, worker)
+                if leased:
+                    return leased
             if J.JOB_KIND_VERIFY in kinds:
                 leased = self._new_verify(exp, worker)
                 if leased:
@@ -193,6 +199,20 @@ class Scheduler:
                 if leased:
                     return leased
         return None
+
+    def _takeable_jobs(self, exp: experiment_pb2.Experiment, worker: job_pb2.Worker,
+                       kinds: list[int]) -> Iterator[job_pb2.Job]:
+        """Queued jobs of an active experiment this worker can take: DESIGN jobs, and VERIFY
+        jobs only at rungs that fit the worker and have budget (so jobs nobody can take
+        now never hide the ones it can)."""
+        if J.JOB_KIND_DESIGN in kinds:
+            yield from self.store.queued_jobs(exp.name, J.JOB_KIND_DESIGN, "", QUEUE_PEEK)
+        if J.JOB_KIND_VERIFY in kinds:
+            limits = ledger.open_rungs(self.store, exp)
+            for rung in exp.config.ladder.rungs:
+                if rung.name in limits and fits(worker, rung):
+                    yield from self.store.queued_jobs(exp.name, J.JOB_KIND_VERIFY, rung.name,
+                                                      QUEUE_PEEK)
 
     def _lease_seconds(self, exp: experiment_pb2.Experiment, job: job_pb2.Job) -> int:
         rung = next((r for r in exp.config.ladder.rungs if r.name == job.rung), None)

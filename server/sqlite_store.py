@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_dedupe ON jobs (dedupe) WHERE dedupe IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, kind);
 CREATE INDEX IF NOT EXISTS jobs_experiment ON jobs (experiment, kind, state);
+CREATE INDEX IF NOT EXISTS jobs_rung_queue ON jobs (experiment, kind, state, rung);
 CREATE TABLE IF NOT EXISTS ledger (
     experiment TEXT NOT NULL, rung TEXT NOT NULL, total INTEGER NOT NULL,
     reserved INTEGER NOT NULL DEFAULT 0, committed INTEGER NOT NULL DEFAULT 0,
@@ -276,12 +277,12 @@ class SqliteStore(Store):
     def release_dedupe_key(self, job_id: str) -> None:
         self._write("UPDATE jobs SET dedupe = NULL WHERE id = ?", (job_id,))
 
-    def queued_jobs(self, kinds: list[int], experiments: list[str], limit: int) -> list[job_pb2.Job]:
-        where = f"state = ? AND kind IN ({','.join('?' * len(kinds))})"
-        args: list = [job_pb2.JOB_STATE_QUEUED, *kinds]
-        if experiments:
-            where += f" AND experiment IN ({','.join('?' * len(experiments))})"
-            args += experiments
+    def queued_jobs(self, experiment: str, kind: int, rung: str, limit: int) -> list[job_pb2.Job]:
+        where, args = "experiment = ? AND kind = ? AND state = ?", [experiment, kind,
+                                                                   job_pb2.JOB_STATE_QUEUED]
+        if rung:
+            where += " AND rung = ?"
+            args.append(rung)
         rows = self._read(f"SELECT body FROM jobs WHERE {where} ORDER BY rowid LIMIT ?",
                           (*args, limit))
         return [job_pb2.Job.FromString(r[0]) for r in rows]

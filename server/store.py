@@ -179,8 +179,8 @@ class Store(ABC):
         """Let a new job take this job's dedupe key (after a cancel)."""
 
     @abstractmethod
-    def queued_jobs(self, kinds: list[int], experiments: list[str], limit: int) -> list[job_pb2.Job]:
-        """Oldest queued jobs of these kinds (all experiments when empty)."""
+    def queued_jobs(self, experiment: str, kind: int, rung: str, limit: int) -> list[job_pb2.Job]:
+        """Oldest queued jobs of one experiment and kind (and rung, unless empty)."""
 
     @abstractmethod
     def expired_leases(self, now: float, limit: int = 500) -> list[job_pb2.Job]: ...

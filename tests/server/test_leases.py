@@ -273,3 +273,29 @@ def test_complete_can_hand_over_the_next_job(admin, worker):
     seen.append(job.id)
     assert len(set(seen)) == 5
     assert {j.id for j in admin.list_jobs(exp, state="succeeded")} == set(seen)
+
+
+def test_jobs_nobody_can_take_never_hide_one_a_worker_can(admin, worker):
+    """Head-of-line blocking: 70 queued jobs of a paused experiment and queued VERIFY jobs
+    too big for the worker come first in the queue; the one job it can take is leased."""
+    big = make_exp(admin, "big", ladder="micro:80", seeds=("gpt", "retnet", "ttt"))
+    cfg = admin.get_experiment(big).config
+    cfg.ladder.rungs[0].min_memory_bytes = 64 * GiB
+    admin.update_experiment(big, cfg)
+    large = worker(memory_bytes=80 * GiB)
+    for job in [large.lease_job(timeout=0, kinds=["verify"]) for _ in range(3)]:
+        large.release(job)  # queued VERIFY jobs only a large worker can take
+    paused = make_exp(admin, "paused")
+    admin.enqueue_design_jobs(paused, 70)
+    admin.update_experiment(paused, state="paused")
+    open_exp = make_exp(admin, "open", open_design_jobs=1, seeds=("gpt",))
+    waiting = admin.enqueue_design_jobs(open_exp, 1)[0]  # no new DESIGN job: one is open
+    designer = worker(roles=("design",), experiments=[paused, open_exp])
+    job = designer.lease_job(timeout=0)
+    assert job is not None and job.id == waiting.id
+    small = worker(memory_bytes=1 * GiB)
+    first = small.lease_job(timeout=0)
+    assert first.job.experiment == open_exp and first.payload["rung"] == "micro"
+    small.release(first)  # gpt at micro is queued; nothing new can be made in open
+    again = small.lease_job(timeout=0)
+    assert again is not None and again.id == first.id, "not hidden by big's VERIFY jobs"

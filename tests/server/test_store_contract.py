@@ -122,10 +122,15 @@ class TestStoreContract:
             store.insert_job(job(10, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
         store.release_dedupe_key("j9")
         store.insert_job(job(10, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
-        queued = store.queued_jobs([job_pb2.JOB_KIND_DESIGN], [], 2)
+        queued = store.queued_jobs("e", job_pb2.JOB_KIND_DESIGN, "", 2)
         assert [j.id for j in queued] == ["j0", "j1"]
-        assert store.queued_jobs([job_pb2.JOB_KIND_DESIGN], ["other"], 5) == []
-        assert [j.id for j in store.list_jobs(JobQuery(kind=job_pb2.JOB_KIND_VERIFY))] == ["j10", "j9"]
+        assert store.queued_jobs("other", job_pb2.JOB_KIND_DESIGN, "", 5) == []
+        store.insert_job(job_pb2.Job(id="v7", experiment="e", kind=job_pb2.JOB_KIND_VERIFY,
+                                     state=job_pb2.JOB_STATE_QUEUED, rung="tiny"))
+        assert [j.id for j in store.queued_jobs("e", job_pb2.JOB_KIND_VERIFY, "tiny", 5)] == ["v7"]
+        assert len(store.queued_jobs("e", job_pb2.JOB_KIND_VERIFY, "", 5)) == 3
+        assert [j.id for j in store.list_jobs(JobQuery(kind=job_pb2.JOB_KIND_VERIFY))] == \
+            ["v7", "j10", "j9"]
 
     def test_verify_keys_skip_cancelled(self, store):
         a = job_pb2.Job(id="v1", experiment="e", kind=job_pb2.JOB_KIND_VERIFY,
