@@ -34,7 +34,7 @@ def seed_sources() -> dict[str, str]:
     return {p.stem: p.read_text() for p in sorted(folder.glob("*.py")) if p.name != "__init__.py"}
 
 
-def _designs(entries: Iterable[dict], rejected: list[dict]) -> list[tuple[str, Design]]:
+def load_entries(entries: Iterable[dict], rejected: list[dict]) -> list[tuple[str, Design]]:
     """(id, Design) for payload entries {"id"?, "name", "source"}; bad sources are reported."""
     out = []
     for entry in entries:
@@ -43,6 +43,13 @@ def _designs(entries: Iterable[dict], rejected: list[dict]) -> list[tuple[str, D
         except (DesignFormatError, KeyError, SyntaxError) as e:
             rejected.append({"name": entry.get("name", ""), "digest": "", "reason": f"unreadable: {e}"})
     return out
+
+
+def library_of(payload: dict, parents: list[tuple[str, Design]], rejected: list[dict]) -> list[Design]:
+    """Donor designs: the parents, the payload's "library" and "seeds", the installed seeds."""
+    extra = load_entries([*(payload.get("library") or []), *(payload.get("seeds") or [])], rejected)
+    seeds = load_entries(({"name": n, "source": s} for n, s in seed_sources().items()), rejected)
+    return list({d.digest: d for _, d in [*parents, *extra, *seeds]}.values())
 
 
 def report_dict(report: Any) -> dict:
@@ -58,11 +65,11 @@ def report_dict(report: Any) -> dict:
     return {"ok": bool(getattr(report, "ok", False)), "repr": repr(report)}
 
 
-def _passed(report: dict) -> bool:
+def passed(report: dict) -> bool:
     return bool(report.get("ok", report.get("valid", report.get("passed", False))))
 
 
-def _failure(report: dict) -> str:
+def failure(report: dict) -> str:
     """Why a checker report failed: its first failed check, else its message."""
     failed = next((c for c in report.get("checks") or [] if not c.get("passed")), None)
     if failed:
@@ -109,10 +116,8 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
     check = check or default_check(payload.get("scale") or "check")
     rejected: list[dict] = []
 
-    parents = _designs(payload.get("parents") or [], rejected)
-    extra = _designs([*(payload.get("library") or []), *(payload.get("seeds") or [])], rejected)
-    seeds = _designs(({"name": n, "source": s} for n, s in seed_sources().items()), rejected)
-    library = list({d.digest: d for _, d in [*parents, *extra, *seeds]}.values())
+    parents = load_entries(payload.get("parents") or [], rejected)
+    library = library_of(payload, parents, rejected)
     known = set(payload.get("known_digests") or []) | {d.digest for _, d in parents}
     parent_designs = [d for _, d in parents]
     labels = {p["name"]: p["label"] for p in payload.get("parents") or []
@@ -140,9 +145,9 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
             emit({"stage": "check", "attempt": attempt, "fraction": (attempt - 0.5) / budget,
                   "message": f"checking {design.name}"})
             report = report_dict(check(design))
-            if not _passed(report):
+            if not passed(report):
                 rejected.append({"name": design.name, "digest": design.digest,
-                                 "reason": _failure(report)[:2000]})
+                                 "reason": failure(report)[:2000]})
                 continue
         used = parents[: len(candidate.parents)] if candidate.operation != "scratch" else []
         trace = {

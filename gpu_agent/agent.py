@@ -317,7 +317,8 @@ class Agent:
         if report.action == "fail":
             self._call(s.FailJob, scheduler_pb2.FailJobRequest(
                 **common, error=report.error[:4000], retryable=report.retryable,
-                kind=FAILURE_KINDS.get(report.failure_kind, 0)), report)
+                kind=FAILURE_KINDS.get(report.failure_kind, 0),
+                result_json=json.dumps(report.result) if report.result else ""), report)
             log("job_failed_reported", job=report.job_id, design=report.design_id,
                 retryable=report.retryable, failure_kind=report.failure_kind or None)
             return

@@ -1,7 +1,9 @@
 """A DESIGN job in a plain child process: ``python -m genesys.gpu_agent.design_child``.
 
-The recombination designer only rewrites design source; its checker runs every candidate
-in the sandbox (genesys.lmade.checker). Running it here rather than in the agent keeps
+Runs the designer the payload names (recombination by default, or an LLM designer, which
+reaches the gateway at GENESYS_LLM_ADDRESS). Designers only write design source; the
+checker runs every candidate in the sandbox (genesys.lmade.checker). Running it here
+rather than in the agent keeps
 torch (which the checker imports) out of the agent's long-lived parent process. Protocol:
 the payload as JSON on stdin; JSON lines on stdout, ``{"event": {...}}`` for progress
 and one ``{"result": {...}}`` at the end.
@@ -36,7 +38,10 @@ def main() -> None:
     out = sys.stdout
     sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     payload = json.loads(sys.stdin.read())
-    from genesys.designer import design_job
+    if (payload.get("designer") or "recombination") == "recombination":
+        from genesys.designer import design_job
+    else:
+        from genesys.designer.llm import design_job
 
     result = design_job(payload, lambda event: _send({"event": event}, out),
                         check=check_with_lmade(payload.get("scale") or "check"))

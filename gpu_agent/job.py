@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 from genesys.design import DesignFormatError, load_design
-from genesys.v1 import design_pb2, evolution_pb2, job_pb2, scheduler_pb2
+from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2, job_pb2, scheduler_pb2
 from google.protobuf import json_format
 
 from .child import STOP_FILE
@@ -231,16 +231,21 @@ class JobRun:
         return self._ending(f"verification {status} ({kind}): {value.get('reason')}",
                             retryable=kind == INFRASTRUCTURE, kind=kind)
 
+    def _experiment_config(self) -> tuple[experiment_pb2.ExperimentConfig, dict]:
+        """The job's experiment config and its ``extra_json`` object."""
+        request = evolution_pb2.GetExperimentRequest(name=self.job.experiment)
+        experiment = self.link.call(self.link.evolution.GetExperiment, request, retry_for=60.0)
+        config = experiment.experiment.config
+        try:
+            extra = json.loads(config.extra_json or "{}")
+        except ValueError:
+            extra = {}
+        return config, extra if isinstance(extra, dict) else {}
+
     def _verify_knobs(self) -> dict:
         """The experiment's verification settings for agents: ``extra_json`` key "verify"
         = {"train": {TrainConfig overrides}, "eval": {n_items, batch_size, limit}}."""
-        request = evolution_pb2.GetExperimentRequest(name=self.job.experiment)
-        experiment = self.link.call(self.link.evolution.GetExperiment, request, retry_for=60.0)
-        try:
-            extra = json.loads(experiment.experiment.config.extra_json or "{}")
-        except ValueError:
-            return {}
-        knobs = extra.get("verify") if isinstance(extra, dict) else None
+        knobs = self._experiment_config()[1].get("verify")
         return {k: v for k, v in (knobs or {}).items() if k in ("train", "eval") and isinstance(v, dict)}
 
     @staticmethod
@@ -274,21 +279,48 @@ class JobRun:
         response = self.link.call(self.link.evolution.ListDesigns, request, retry_for=60.0)
         return [d.digest for d in response.designs]
 
+    def _designer_settings(self) -> dict:
+        """Which designer the experiment runs (``extra_json`` key "designer", default
+        recombination), its "llm" settings and the LLM role bindings."""
+        config, extra = self._experiment_config()
+        return {"designer": str(extra.get("designer") or "recombination"),
+                "llm": extra.get("llm") if isinstance(extra.get("llm"), dict) else {},
+                "llm_roles": [json_format.MessageToDict(b, preserving_proto_field_name=True)
+                              for b in config.llm_roles]}
+
+    def _siblings(self, parent_id: str, limit: int = 4) -> list[dict]:
+        """The latest proposals made from the same parent, with their reviews."""
+        request = evolution_pb2.ListDesignsRequest(
+            experiment=self.job.experiment, parent=parent_id, limit=limit,
+            view=design_pb2.DESIGN_VIEW_BASIC)
+        response = self.link.call(self.link.evolution.ListDesigns, request, retry_for=60.0)
+        return [{"name": d.name, "proposal": d.trace.proposal[:2000], "review": d.trace.review[:1000],
+                 "rating": d.trace.review_rating} for d in response.designs if d.trace.proposal]
+
     def _design(self, payload: dict) -> Report | None:
         parents = self._parents(payload)
-        child = {**payload, "experiment": self.job.experiment, "job_id": self.job.id,
-                 "seed": payload.get("seed") or random.getrandbits(31),
+        child = {**self._designer_settings(), **payload, "experiment": self.job.experiment,
+                 "job_id": self.job.id, "seed": payload.get("seed") or random.getrandbits(31),
                  "parents": [{"id": p.id, "name": p.name, "source": p.source, "digest": p.digest,
-                              "label": p.label} for p in parents],
-                 "known_digests": self._known_digests()}
+                              "label": p.label,
+                              "results": {r.rung: dict(r.metrics) for r in p.results}}
+                             for p in parents],
+                 "siblings": self._siblings(parents[0].id) if parents else [],
+                 "known_digests": self._known_digests(),
+                 "checkpoint": str(self.dir / "design.journal"),
+                 "model_stats": str(self.settings.work_dir / "llm_models.json")}
         started = time.monotonic()
         value, error = self._run_plain("genesys.gpu_agent.design_child", child,
                                        float(payload.get("wall_s") or self.settings.design_wall_s))
         if value is None:
             return self._ending(error, retryable=True, kind=INFRASTRUCTURE)
         if not value.get("ok") or not value.get("source"):
-            return self._report("fail", retryable=True,
-                                error=str(value.get("error") or "the designer produced no design"))
+            # An LLM designer's abandoned design is data about the search (its trace goes
+            # with the failure); running it again would only spend the tokens again.
+            llm = child["designer"] != "recombination"
+            return self._report("fail", retryable=not llm,
+                                error=str(value.get("error") or "the designer produced no design"),
+                                result={"trace": value["trace"]} if value.get("trace") else {})
         submission = self._submission(value, [p.id for p in parents])
         check = value.get("check") if isinstance(value.get("check"), dict) else {}
         outcome = job_pb2.JobResult(

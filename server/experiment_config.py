@@ -40,6 +40,9 @@ BITS_PER_BYTE = experiment_pb2.Benchmark(name="bits_per_byte", random_baseline=8
                                          lower_is_better=True, weight=1.0)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 PARENT_POLICIES = ("", "quadrant", "uniform", "pareto")  # SelectionConfig.parent_policy
+# extra_json key "designer": which designer DESIGN jobs run (genesys.designer, genesys.designer.llm)
+DESIGNERS = ("recombination", "llm", "llm-direct", "llm-edit")
+LLM_ROLES = ("proposer", "reviewer", "planner", "coder", "observer")  # ExperimentConfig.llm_roles
 
 
 def parse_ladder(spec: str) -> list[experiment_pb2.Rung]:
@@ -148,3 +151,14 @@ def validate(name: str, config: experiment_pb2.ExperimentConfig) -> None:
             raise InvalidArgument("config.extra_json", "must be a JSON object")
         if "selection" in extra and (problem := knob_problem(extra["selection"])):
             raise InvalidArgument("config.extra_json.selection", problem)
+        if extra.get("designer", "recombination") not in DESIGNERS:
+            raise InvalidArgument("config.extra_json.designer",
+                                  f"{extra['designer']!r} is not one of {', '.join(DESIGNERS)}")
+        if not isinstance(extra.get("llm", {}), dict):
+            raise InvalidArgument("config.extra_json.llm", "must be a JSON object (designer settings)")
+    for i, binding in enumerate(config.llm_roles):
+        if binding.role not in LLM_ROLES:
+            raise InvalidArgument(f"config.llm_roles[{i}].role",
+                                  f"{binding.role!r} is not one of {', '.join(LLM_ROLES)}")
+        if binding.max_tokens < 0 or binding.temperature < 0:
+            raise InvalidArgument(f"config.llm_roles[{i}]", "max_tokens and temperature must be >= 0")

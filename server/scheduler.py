@@ -31,6 +31,7 @@ log = logging.getLogger("genesys.server")
 J, EV = job_pb2, design_pb2
 ROLE_KINDS = {J.WORKER_ROLE_DESIGN: J.JOB_KIND_DESIGN, J.WORKER_ROLE_VERIFY: J.JOB_KIND_VERIFY}
 KIND_NAME = {J.JOB_KIND_DESIGN: "design", J.JOB_KIND_VERIFY: "verify"}
+MAX_FAILED_RESULT_BYTES = 4_000_000  # what a failed job keeps (an abandoned design's trace)
 ACTIVE = experiment_pb2.EXPERIMENT_STATE_ACTIVE
 QUEUE_PEEK = 8  # queued jobs tried per (experiment, kind, rung) before moving on
 LIVE_STATES = (J.WORKER_STATE_ALIVE, J.WORKER_STATE_DRAINING)  # these may still become DEAD
@@ -455,11 +456,19 @@ class Scheduler:
     def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
         job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
         error = req.error[:10_000] or "failed"
+        if req.result_json:  # kept with the failed job, e.g. an abandoned design's trace
+            if len(req.result_json) > MAX_FAILED_RESULT_BYTES:
+                raise InvalidArgument("result_json", f"longer than {MAX_FAILED_RESULT_BYTES} bytes")
+            try:
+                json.loads(req.result_json)
+            except json.JSONDecodeError as e:
+                raise InvalidArgument("result_json", f"not JSON: {e}") from None
         if req.kind == scheduler_pb2.FAILURE_KIND_INFRASTRUCTURE:  # never the design's fault
-            return self._requeue(job, f"infrastructure: {error}", design_fault=False)
-        if req.retryable:
-            return self._requeue(job, error)
-        return self._finish_failed(job, error)
+            return self._requeue(job, f"infrastructure: {error}", design_fault=False,
+                                 result_json=req.result_json)
+        if req.retryable:  # result_json is kept only if this was the last attempt
+            return self._requeue(job, error, result_json=req.result_json)
+        return self._finish_failed(job, error, result_json=req.result_json)
 
     def release(self, req: scheduler_pb2.ReleaseJobRequest, caller: TokenRecord) -> job_pb2.Job:
         job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
@@ -483,10 +492,10 @@ class Scheduler:
         return new
 
     def _requeue(self, job: job_pb2.Job, error: str, count_attempt: bool = True,
-                 design_fault: bool = True) -> job_pb2.Job:
+                 design_fault: bool = True, result_json: str = "") -> job_pb2.Job:
         if count_attempt and job.attempt >= job.max_attempts:
             return self._finish_failed(job, f"{error} (attempt {job.attempt}/{job.max_attempts})",
-                                       design_fault)
+                                       design_fault, result_json)
         new = copy_job(job)
         new.state, new.worker_id, new.error = J.JOB_STATE_QUEUED, "", error
         new.ClearField("lease_deadline")
@@ -499,12 +508,13 @@ class Scheduler:
             self.work.notify()
         return new
 
-    def _finish_failed(self, job: job_pb2.Job, error: str, design_fault: bool = True
-                       ) -> job_pb2.Job:
+    def _finish_failed(self, job: job_pb2.Job, error: str, design_fault: bool = True,
+                       result_json: str = "") -> job_pb2.Job:
         """The job FAILED; a VERIFY job at the lowest rung also fails its design unless the
         failure was not the design's fault (infrastructure)."""
         new = copy_job(job)
         new.state, new.error = J.JOB_STATE_FAILED, error
+        new.result_json = result_json or new.result_json
         design = None
         if job.kind == J.JOB_KIND_VERIFY and design_fault:
             exp = self.evo.experiment(job.experiment)

@@ -52,3 +52,8 @@ def block_b() -> Design:
         unit("Helper", body="return X + 2, {}"),
         unit("Inner", body="return Helper.twice(X), {}"),
     ], '{"width": 3, "heads": 2}')
+
+
+from gateway.conftest import gateway  # noqa: E402,F401 - the real gateway, for the LLM designer tests
+
+from .llm_procs import scripted  # noqa: E402,F401

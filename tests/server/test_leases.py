@@ -299,3 +299,15 @@ def test_jobs_nobody_can_take_never_hide_one_a_worker_can(admin, worker):
     small.release(first)  # gpt at micro is queued; nothing new can be made in open
     again = small.lease_job(timeout=0)
     assert again is not None and again.id == first.id, "not hidden by big's VERIFY jobs"
+
+
+def test_a_failed_job_keeps_what_it_produced(admin, worker):
+    make_exp(admin, "keep", max_attempts=1, open_design_jobs=1)
+    w = worker(roles=("design",))
+    job = w.lease_job(timeout=0)
+    assert code_of(lambda: w.fail(job, "abandoned", result_json="{not json")) == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    trace = '{"trace": {"abandoned_reason": "3 units failed"}}'
+    failed = w.fail(job, "abandoned", retryable=False, result_json=trace)
+    assert failed.state == job_pb2.JOB_STATE_FAILED
+    assert admin.get_job(job.id).result_json == trace

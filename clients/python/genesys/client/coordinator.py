@@ -386,10 +386,11 @@ class Coordinator:
         return LeasedJob(reply.next_job, reply.next_lease) if reply.HasField("next_job") else None
 
     def fail(self, job: LeasedJob, error: str, retryable: bool = True,
-             kind: str = "") -> job_pb2.Job:
+             kind: str = "", result_json: str = "") -> job_pb2.Job:
         """Report a job that produced no result. `kind`: "infrastructure" (requeued; never
         marks the design failed) or "design" (the design's fault; with retryable=False a
-        VERIFY job at the lowest rung fails the design)."""
+        VERIFY job at the lowest rung fails the design). `result_json`: what the job
+        produced anyway (kept once the job has failed for good)."""
         kinds = {"": scheduler_pb2.FAILURE_KIND_UNSPECIFIED,
                  "design": scheduler_pb2.FAILURE_KIND_DESIGN,
                  "infrastructure": scheduler_pb2.FAILURE_KIND_INFRASTRUCTURE}
@@ -397,7 +398,8 @@ class Coordinator:
             raise ValueError(f"kind must be design or infrastructure, not {kind!r}")
         req = scheduler_pb2.FailJobRequest(job_id=job.id, fencing_token=job.fencing_token,
                                            worker_id=self.worker_id, error=error,
-                                           retryable=retryable, kind=kinds[kind])
+                                           retryable=retryable, kind=kinds[kind],
+                                           result_json=result_json)
         return self._call(self.scheduler.FailJob, req).job
 
     def release(self, job: LeasedJob, reason: str = "") -> job_pb2.Job:
