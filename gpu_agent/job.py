@@ -318,7 +318,7 @@ class JobRun:
             # An LLM designer's abandoned design is data about the search (its trace goes
             # with the failure); running it again would only spend the tokens again.
             llm = child["designer"] != "recombination"
-            return self._report("fail", retryable=not llm,
+            return self._report("fail", retryable=not llm, failure_kind="design" if llm else "",
                                 error=str(value.get("error") or "the designer produced no design"),
                                 result={"trace": value["trace"]} if value.get("trace") else {})
         submission = self._submission(value, [p.id for p in parents])
