@@ -10,6 +10,7 @@ from genesys.client.llm import LLM, LLMError
 from genesys.design import Design
 
 from ..job import Check, default_check, library_of, load_entries
+from ..operators import config_changes, make_label
 from .context import DesignContext
 from .edit import run_edit
 from .journal import Journal
@@ -88,9 +89,23 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
     emit({"stage": "done", "fraction": 1.0, "message": f"designed {design.name}"})
     used = ctx.parent_ids[: 2 if ctx.operation == "crossover" else 1]
     return {"ok": True, "checked": True, "source": design.to_source(), "name": design.name,
+            "label": _label(design, ctx, payload),
             "digest": design.digest, "parents": used if ctx.operation != "scratch" else [],
             "operation": ctx.operation, "check": ctx.trace.check_report, "rejected": rejected,
             "trace": _finish(ctx.trace, ctx)}
+
+
+def _label(design: Design, ctx: DesignContext, payload: dict) -> str:
+    """What changed against the first parent: ``gpt+NewUnit:n_heads=2`` (new or rewritten
+    units, then CONFIG values), extending the parent's own label."""
+    if not ctx.parents:
+        return make_label(design.root, [])
+    parent = ctx.parents[0]
+    base = (payload.get("parents") or [{}])[0].get("label") or parent.name
+    changed = [f"+{name}" for name in design.subtree()
+               if name not in parent.units
+               or parent.units[name].canonical_code != design.units[name].canonical_code]
+    return make_label(base, changed + config_changes(parent, design))
 
 
 def _finish(trace: Trace, ctx: DesignContext | None) -> dict:

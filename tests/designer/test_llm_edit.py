@@ -29,6 +29,7 @@ def test_edit_mode_applies_the_chosen_operation_after_a_repaired_answer(scripted
     child = load_design(result["source"])
     assert child.config["n_heads"] == 2
     assert child.digest == result["digest"] and result["parents"] == ["d-gpt"]
+    assert result["label"] == "gpt:n_heads=2"
     trace = result["trace"]
     assert trace["designer"] == "llm-edit" and trace["abandoned_reason"] == ""
     assert [p["stage"] for p in trace["prompts"]] == ["edit", "edit:repair"]
