@@ -32,6 +32,7 @@ class DesignContext:
     emit: Callable[[dict], None]
     seed: int = 0
     experiment: str = ""
+    job_id: str = ""
     known: set[str] = field(default_factory=set)
     results: list[dict] = field(default_factory=list)  # per parent: {rung: {metric: value}}
     siblings: list[dict] = field(default_factory=list)  # {name, proposal, review, rating}

@@ -12,7 +12,9 @@ from genesys.design import Design
 from ..job import Check, default_check, library_of, load_entries
 from ..operators import config_changes, make_label
 from .context import DesignContext
+from .direct import run_direct
 from .edit import run_edit
+from .implement import run_pipeline
 from .journal import Journal
 from .models import ModelChooser
 from .session import Abandoned, Session
@@ -20,7 +22,8 @@ from .settings import DesignerSettings
 from .trace import Trace
 
 Emit = Callable[[dict], None]
-MODES: dict[str, Callable[[DesignContext], Design]] = {"llm-edit": run_edit}
+MODES: dict[str, Callable[[DesignContext], Design]] = {
+    "llm": run_pipeline, "llm-direct": run_direct, "llm-edit": run_edit}
 
 
 def _experiment_tokens(llm: LLM, experiment: str, settings: DesignerSettings) -> int:
@@ -53,7 +56,7 @@ def _context(payload: dict, emit: Emit, check: Check, llm: LLM, knowledge: Any,
         operation=operation, parents=[d for _, d in parents], parent_ids=[i for i, _ in parents],
         library=library_of(payload, parents, rejected), settings=settings, session=session,
         trace=trace, journal=journal, checker=check, emit=emit, seed=seed,
-        experiment=payload.get("experiment", ""),
+        experiment=payload.get("experiment", ""), job_id=str(payload.get("job_id") or ""),
         known=set(payload.get("known_digests") or []) | {d.digest for _, d in parents},
         results=[entry.get("results") or {} for entry in payload.get("parents") or []],
         siblings=list(payload.get("siblings") or []), knowledge=knowledge)

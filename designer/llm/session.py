@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import tenacity
 from genesys.client.llm import LLM, LLMError
+from genesys.v1 import llm_gateway_pb2 as pb
 
 from . import prompts
 from .journal import Journal, key_of
@@ -20,6 +21,8 @@ from .parse import ParseError, parse_json
 from .settings import DesignerSettings
 from .trace import Trace
 
+CHARS_PER_TOKEN = 3  # prompt size estimate for fitting max_tokens (real text: ~4)
+MIN_COMPLETION = 64
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED})
 Emit = Callable[[dict], None]
@@ -51,6 +54,7 @@ class Session:
         self.experiment_tokens = experiment_tokens  # spent by the experiment before this job
         self.live_tokens = 0  # spent by this run's live calls (replayed ones were counted)
         self.calls = 0
+        self._context_of: dict[str, int] | None = None
 
     # --- asking ---------------------------------------------------------------------------
 
@@ -94,8 +98,9 @@ class Session:
         if record is None:
             self._check_budget()
             binding = self.chooser.choose(role)
-            max_tokens = (binding.max_tokens or self.settings.max_tokens.get(template_stage)
-                          or self.settings.max_tokens.get(role) or 512)
+            wanted = (binding.max_tokens or self.settings.max_tokens.get(template_stage)
+                      or self.settings.max_tokens.get(role) or 512)
+            max_tokens = self._fitted(wanted, messages, binding.model, role)
             temperature = (binding.temperature if binding.temperature is not None
                            else self.settings.temperature)
             self.emit({"stage": stage, "role": role, "unit": unit, "attempt": attempt,
@@ -123,6 +128,33 @@ class Session:
                    "tokens": self.trace.tokens, "message": f"{role} answered ({stage}, "
                    f"{record['completion_tokens']} tokens)"})
         return record["response"], record["model"]
+
+    def _fitted(self, wanted: int, messages: list[dict], model: str, role: str) -> int:
+        """``wanted`` completion tokens, fewer where the prompt leaves less of the model's
+        context (the prompt's size estimated at CHARS_PER_TOKEN, on the safe side)."""
+        context = self._contexts().get(model or f"role:{role}")
+        if not context:
+            return wanted
+        prompt = sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 16 * len(messages)
+        room = context - prompt
+        if room < MIN_COMPLETION:
+            raise Abandoned(f"the {role} prompt (about {prompt} tokens) leaves no room in the "
+                            f"model's context of {context} tokens")
+        return min(wanted, room)
+
+    def _contexts(self) -> dict[str, int]:
+        """Model name (and "role:<role>") -> context length, as the gateway lists them."""
+        if self._context_of is None:
+            self._context_of = {}
+            try:
+                models = self.llm.models()
+            except LLMError:
+                return self._context_of
+            for m in models:
+                self._context_of[m.name] = m.max_context
+                for r in m.roles:
+                    self._context_of[f"role:{pb.LLMRole.Name(r).removeprefix('LLM_ROLE_').lower()}"] = m.max_context
+        return self._context_of
 
     def _chat(self, messages: list[dict], **options: Any):
         retrying = tenacity.Retrying(

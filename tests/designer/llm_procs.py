@@ -27,7 +27,7 @@ class Scripted:
 
 def gateway_config(url: str) -> str:
     text = BASE + "retry_attempts = 1\n"
-    text += "".join(models_toml(role, [url], served_name=role) for role in ROLES)
+    text += "".join(models_toml(role, [url], served_name=role, max_context=16384) for role in ROLES)
     return text + "[roles]\n" + "".join(f'{role} = "{role}"\n' for role in ROLES)
 
 
