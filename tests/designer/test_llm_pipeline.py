@@ -10,8 +10,16 @@ from genesys.client.llm import LLM
 from genesys.design import load_design
 from genesys.designer.llm import design_job
 
-from .llm_scripts import (LEAKY_MLP, OTHER_PROPOSAL, PROPOSAL, RELU2_MLP, code, gpt_parent,
-                          review, words)
+from .llm_scripts import (
+    LEAKY_MLP,
+    OTHER_PROPOSAL,
+    PROPOSAL,
+    RELU2_MLP,
+    code,
+    gpt_parent,
+    review,
+    words,
+)
 
 
 def run(server, **payload):
