@@ -31,7 +31,6 @@ log = logging.getLogger("genesys.server")
 J, EV = job_pb2, design_pb2
 ROLE_KINDS = {J.WORKER_ROLE_DESIGN: J.JOB_KIND_DESIGN, J.WORKER_ROLE_VERIFY: J.JOB_KIND_VERIFY}
 KIND_NAME = {J.JOB_KIND_DESIGN: "design", J.JOB_KIND_VERIFY: "verify"}
-MAX_FAILED_RESULT_BYTES = 4_000_000  # what a failed job keeps (an abandoned design's trace)
 ACTIVE = experiment_pb2.EXPERIMENT_STATE_ACTIVE
 QUEUE_PEEK = 8  # queued jobs tried per (experiment, kind, rung) before moving on
 LIVE_STATES = (J.WORKER_STATE_ALIVE, J.WORKER_STATE_DRAINING)  # these may still become DEAD
@@ -457,8 +456,6 @@ class Scheduler:
         job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
         error = req.error[:10_000] or "failed"
         if req.result_json:  # kept with the failed job, e.g. an abandoned design's trace
-            if len(req.result_json) > MAX_FAILED_RESULT_BYTES:
-                raise InvalidArgument("result_json", f"longer than {MAX_FAILED_RESULT_BYTES} bytes")
             try:
                 json.loads(req.result_json)
             except json.JSONDecodeError as e:
