@@ -14,6 +14,7 @@ from genesys.cli.coordinator_opts import enum_name
 from genesys.client.coordinator import Coordinator
 from genesys.report import QUADRANT_COLORS, layers, to_node
 from genesys.v1 import budget_pb2, design_pb2, experiment_pb2, job_pb2
+from google.protobuf.json_format import MessageToDict
 
 from . import plots
 
@@ -63,6 +64,22 @@ def rung_names(exp: experiment_pb2.Experiment) -> list[str]:
     return [r.name for r in exp.config.ladder.rungs]
 
 
+def summaries(designs: Iterable[design_pb2.Design]) -> list[dict[str, Any]]:
+    """The designs as dicts for genesys.report / report_stats, converted once and without
+    training curves and trace (converting the curves is most of the cost at 10k designs)."""
+    out = []
+    for d in designs:
+        slim = design_pb2.Design()
+        slim.CopyFrom(d)
+        slim.ClearField("trace")
+        for r in slim.results:
+            r.ClearField("train_curve")
+            r.ClearField("val_curve")
+        out.append(MessageToDict(slim, preserving_proto_field_name=True)
+                   | {"display_name": display_name(d)})
+    return out
+
+
 # -- experiments ---------------------------------------------------------------------------
 
 
@@ -102,15 +119,15 @@ def experiment_overview(client: Coordinator, name: str) -> dict[str, Any]:
             "states": dict(Counter(design_state(d.state) for d in designs)),
             "quadrants": dict(Counter(quadrant(d.quadrant) for d in designs if d.results)),
             "workers": [worker_row(w) for w in workers],
-            "plots": experiment_plots(designs, rung_names(exp))}
+            "plots": experiment_plots(summaries(designs), rung_names(exp))}
 
 
-def experiment_plots(designs: list[design_pb2.Design], rungs: list[str]) -> dict[str, Any]:
+def experiment_plots(designs: list[dict[str, Any]], rungs: list[str]) -> dict[str, Any]:
     """The overview plots: fitness over time with the best so far, fitness x confidence by
     quadrant, the Pareto front at the lowest rung, and the rank correlation of each metric
-    between rungs (genesys.report_stats, as in the report)."""
+    between rungs (genesys.report_stats, as in the report). `designs`: summaries()."""
     nodes = [to_node(d) for d in designs]
-    names = {d.id: display_name(d) for d in designs}
+    names = {d["id"]: d["display_name"] for d in designs}
     timed = sorted((n.reported, n.fitness, n.id) for n in nodes if n.verified and n.reported)
     fitness_time = plots.spec(
         [t for t, _, _ in timed],
@@ -129,11 +146,11 @@ def experiment_plots(designs: list[design_pb2.Design], rungs: list[str]) -> dict
             "rank_correlation": correlations, "rungs": len(rungs)}
 
 
-def pareto(designs: list[design_pb2.Design], rung: str, names: dict[str, str]
+def pareto(designs: list[dict[str, Any]], rung: str, names: dict[str, str]
            ) -> dict[str, Any] | None:
     """Fitness against training throughput at `rung`, the Pareto front (fitness,
     throughput, peak memory) marked."""
-    points = sorted((objective[1], objective[0], d.id) for d in designs
+    points = sorted((objective[1], objective[0], d["id"]) for d in designs
                     if (objective := report_stats.objectives(d, rung)) is not None
                     and objective[1] > 0)
     front = set(report_stats.pareto_front(designs, rung))
@@ -288,7 +305,7 @@ def fitness_color(value: float, low: float, high: float) -> str:
 def lineage_graph(designs: list[design_pb2.Design]) -> dict[str, Any]:
     """Nodes placed as in the report's lineage plot (genesys.report.layers: generation, then
     next to their parents), coloured by fitness (unverified: grey); edges parent -> child."""
-    nodes = [to_node(d) for d in designs]
+    nodes = [to_node(d) for d in summaries(designs)]
     by_id = {d.id: d for d in designs}
     place = layers(nodes)
     fitness = [n.fitness for n in nodes if n.verified]
@@ -326,35 +343,10 @@ def jobs_view(client: Coordinator, name: str) -> dict[str, Any]:
             "workers": sorted(workers.values(), key=lambda w: (w["state"] != "alive", w["name"]))}
 
 
-def budget_view(client: Coordinator, name: str, entries: int = 10_000) -> dict[str, Any]:
-    """The ledger now and over time: per rung, the committed and reserved counts after each
-    entry (entries come newest first; replayed oldest first)."""
+def budget_view(client: Coordinator, name: str, entries: int = 100_000) -> dict[str, Any]:
     exp = client.get_experiment(name)
     reply = client.get_budget(name, entries=entries)
-    ordered = sorted(reply.entries, key=lambda e: e.time.ToMicroseconds())
-    level: dict[str, dict[str, int]] = {r.rung: {"total": 0, "reserved": 0, "committed": 0}
-                                        for r in reply.ledger.rungs}
-    series: dict[str, dict[str, list]] = {r: {"x": [], "committed": [], "reserved": [], "total": []}
-                                          for r in level}
-    rows = []
-    for e in ordered:
-        op = enum_name(budget_pb2.LedgerOp, e.op, "LEDGER_OP_")
-        now = level.setdefault(e.rung, {"total": 0, "reserved": 0, "committed": 0})
-        if op == "set":
-            now["total"] = e.amount
-        elif op == "reserve":
-            now["reserved"] += e.amount
-        elif op == "commit":
-            now["reserved"] = max(0, now["reserved"] - e.amount)
-            now["committed"] += e.amount
-        elif op == "refund":
-            now["reserved"] = max(0, now["reserved"] - e.amount)
-        s = series.setdefault(e.rung, {"x": [], "committed": [], "reserved": [], "total": []})
-        s["x"].append(e.time.ToMicroseconds() / 1e6)
-        for key in ("committed", "reserved", "total"):
-            s[key].append(now[key])
-        rows.append({"time": s["x"][-1], "rung": e.rung, "op": op, "amount": e.amount,
-                     "job_id": e.job_id})
+    series, rows = ledger_history(reply.entries)
     colors = {"committed": "#1b9e77", "reserved": "#7570b3", "total": "#999999"}
     charts = {rung: plots.spec(s["x"], [plots.series(k, s[k], c, dash=k == "total")
                                         for k, c in colors.items()],
@@ -362,6 +354,32 @@ def budget_view(client: Coordinator, name: str, entries: int = 10_000) -> dict[s
               for rung, s in series.items()}
     return {"experiment": experiment_row(exp), "ledger": ledger_rows(reply.ledger),
             "charts": charts, "entries": rows[::-1][:200], "entry_count": len(rows)}
+
+
+def ledger_history(entries: Iterable[budget_pb2.LedgerEntry]
+                   ) -> tuple[dict[str, dict[str, list]], list[dict[str, Any]]]:
+    """Per rung, total / reserved / committed after each ledger entry, replayed oldest first
+    (the coordinator lists entries newest first), and the entries as rows, oldest first."""
+    level: dict[str, dict[str, int]] = {}
+    series: dict[str, dict[str, list]] = {}
+    rows = []
+    for e in reversed(list(entries)):
+        op = enum_name(budget_pb2.LedgerOp, e.op, "LEDGER_OP_")
+        now = level.setdefault(e.rung, {"total": 0, "reserved": 0, "committed": 0})
+        if op == "set":
+            now["total"] = e.amount
+        elif op == "reserve":
+            now["reserved"] += e.amount
+        elif op in ("commit", "refund"):
+            now["reserved"] = max(0, now["reserved"] - e.amount)
+            now["committed"] += e.amount if op == "commit" else 0
+        s = series.setdefault(e.rung, {"x": [], "committed": [], "reserved": [], "total": []})
+        s["x"].append(e.time.ToMicroseconds() / 1e6)
+        for key in ("committed", "reserved", "total"):
+            s[key].append(now[key])
+        rows.append({"time": s["x"][-1], "rung": e.rung, "op": op, "amount": e.amount,
+                     "job_id": e.job_id})
+    return series, rows
 
 
 def llm_usage(designs: Iterable[design_pb2.Design]) -> dict[str, Any]:
