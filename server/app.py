@@ -103,6 +103,7 @@ class Coordinator:
                 else server.add_insecure_port(self.config.listen))
         if not port:
             raise OSError(f"cannot listen on {self.config.listen}")
+        self.scheduler.reconcile(grace_seconds=0)  # nothing is in flight before serving
         self.evolution.rescore_all()
         self.scheduler.resume_leases()
         await server.start()
@@ -134,6 +135,7 @@ class Coordinator:
         retention = self.config.retention
         events = self.store.prune_events(retention.events)
         workers = self.scheduler.forget_workers(retention.dead_workers_seconds)
+        self.scheduler.reconcile(self.config.scheduler.reconcile_grace_seconds)
         if events or workers:
             log.info("event=pruned events=%d workers=%d", events, workers)
 

@@ -46,6 +46,8 @@ class SchedulerConfig:
     recheck_seconds: float = field(default=5.0, metadata={"check": positive})
     reap_interval_seconds: float = field(default=1.0, metadata={"check": positive})
     default_open_design_jobs: int = field(default=4, metadata={"check": positive})
+    # an unfinished ledger move older than this is settled by the reconciler (MongoDB)
+    reconcile_grace_seconds: float = field(default=60.0, metadata={"check": positive})
 
 
 @dataclass

@@ -303,15 +303,16 @@ class Evolution:
         exp = self.experiment(design.experiment)
         self.check_result(exp, req.result)
         rung = req.result.rung
-        if rung not in {r.rung for r in design.results}:  # a new result spends budget
+        updated = self.with_result(design, req.result)
+        if rung in {r.rung for r in design.results}:  # a replaced result spends nothing
+            self.store.update_designs([updated])
+        else:
             limit = ledger.released(self.store.budget(exp.name),
                                     [r.name for r in exp.config.ladder.rungs],
                                     exp.config.ladder.selection_ratio)[rung]
-            if not self.store.ledger_reserve(exp.name, rung, limit, "manual"):
+            if not self.store.record_result(updated, rung, limit):
                 raise ResourceExhausted(f"the budget of rung {rung} is spent "
                                         f"({limit} released)")
-            self.store.ledger_commit(exp.name, rung, "manual")
-        self.store.update_designs([self.with_result(design, req.result)])
         self.after_result(exp, design.id, req.result.rung)
         return basic_view(self.get_design(design.id))
 

@@ -1,12 +1,21 @@
 """The MongoDB store (mongoengine). Conditional writes are single-document updates with a
 filter, which MongoDB applies atomically; the event sequence uses a counter document.
 
+A lease or a completion touches several documents (ledger, job, design). Instead of
+multi-document transactions (which need a replica set), every reservation is a *hold*: an
+entry {key, job, at} pushed onto the rung's ledger document in the same update that counts
+it, and the key is written on the job that the claim creates. Commit and refund pull the
+hold in the update that moves the count, so each happens at most once however often it is
+retried. A crash between the writes leaves a hold behind; `unsettled_holds` lists them and
+the scheduler's reconciler finishes the move from the job's state (scheduler.reconcile).
+
 ``mongomock://host/db`` connects the same documents to an in-memory mongomock client
 (tests; single-threaded).
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from urllib.parse import urlparse
 
@@ -16,7 +25,10 @@ from mongoengine.errors import NotUniqueError
 
 from .errors import AlreadyExists, DuplicateDesign, FailedPrecondition
 from .store import (
+    MANUAL,
+    REPORT_PREFIX,
     DesignQuery,
+    Hold,
     JobQuery,
     LedgerRow,
     Store,
@@ -72,6 +84,7 @@ class JobDoc(me.Document):
     fencing = me.IntField()
     deadline = me.FloatField()
     dedupe = me.StringField()
+    hold = me.StringField()  # key of the ledger hold of the job's current (or last) lease
     body = me.BinaryField(required=True)
     meta = _meta("jobs", {"fields": ["dedupe"], "unique": True, "sparse": True},
                  ("state", "kind", "seq"), ("state", "deadline"), ("experiment", "kind"),
@@ -86,7 +99,8 @@ class LedgerDoc(me.Document):
     reserved = me.IntField(default=0)
     committed = me.IntField(default=0)
     used = me.IntField(default=0)   # reserved + committed, so a reserve is one filtered update
-    meta = _meta("ledger", {"fields": ["experiment", "rung"], "unique": True})
+    holds = me.ListField(me.DictField())  # {key, job, at}: one per reserved unit
+    meta = _meta("ledger", {"fields": ["experiment", "rung"], "unique": True}, "holds.at")
 
 
 class LedgerEntryDoc(me.Document):
@@ -96,7 +110,9 @@ class LedgerEntryDoc(me.Document):
     amount = me.IntField()
     job_id = me.StringField()
     time = me.FloatField()
-    meta = _meta("ledger_entries", ("experiment", "-time"))
+    key = me.StringField()  # hold key + op: a retried commit writes its entry once
+    meta = _meta("ledger_entries", ("experiment", "-time"),
+                 {"fields": ["key"], "unique": True, "sparse": True})
 
 
 class WorkerDoc(me.Document):
@@ -227,9 +243,9 @@ class MongoStore(Store):
         return [d.key for d in DesignDoc.objects(parents=design_id).only("key").order_by("seq")]
 
     # -- jobs -------------------------------------------------------------------------
-    def insert_job(self, job: job_pb2.Job, dedupe_key: str = "") -> None:
+    def insert_job(self, job: job_pb2.Job, dedupe_key: str = "", hold: str = "") -> None:
         doc = JobDoc(key=job.id, seq=self._next("jobs"), dedupe=dedupe_key or None,
-                     body=job.SerializeToString(), **_job_fields(job))
+                     hold=hold or None, body=job.SerializeToString(), **_job_fields(job))
         try:
             doc.save(force_insert=True)
         except NotUniqueError:
@@ -246,43 +262,75 @@ class MongoStore(Store):
         return [job_pb2.Job.FromString(d.body) for d in docs]
 
     def replace_job(self, new: job_pb2.Job, expect: job_pb2.Job) -> bool:
+        return self._replace(new, expect) is not None
+
+    def _replace(self, new: job_pb2.Job, expect: job_pb2.Job, hold: str | None = None,
+                 release_dedupe: bool = False) -> JobDoc | None:
+        """The job document before the conditional replace, or None if it did not match."""
         updates = {f"set__{k}": v for k, v in _job_fields(new).items()}
-        count = JobDoc.objects(key=expect.id, state=expect.state, fencing=expect.fencing_token,
-                               deadline=deadline_of(expect)).update_one(
-            set__body=new.SerializeToString(), **updates)
-        return count == 1
+        if hold is not None:
+            updates["set__hold"] = hold
+        if release_dedupe:
+            updates["unset__dedupe"] = True
+        return JobDoc.objects(key=expect.id, state=expect.state, fencing=expect.fencing_token,
+                              deadline=deadline_of(expect)).only("hold").modify(
+            new=False, set__body=new.SerializeToString(), **updates)
 
     def claim_job(self, job: job_pb2.Job, expect: job_pb2.Job | None, dedupe_key: str = "",
                   reserve: tuple[str, str, int] | None = None) -> bool:
-        # Without multi-document transactions: reserve first, undo it if the job write fails.
-        if reserve and not self.ledger_reserve(reserve[0], reserve[1], reserve[2], job.id):
-            return False
+        # Reserve (a fresh hold), then write the job naming the hold; undo a refused write.
+        hold = ""
+        if reserve:
+            hold = self._reserve(reserve[0], reserve[1], reserve[2], job.id)
+            if not hold:
+                return False
         if expect is None:
             try:
-                self.insert_job(job, dedupe_key)
+                self.insert_job(job, dedupe_key, hold)
                 return True
             except AlreadyExists:
                 written = False
         else:
-            written = self.replace_job(job, expect)
-        if not written and reserve:
-            self.ledger_refund(reserve[0], reserve[1], job.id)
+            written = self._replace(job, expect, hold=hold) is not None
+        if not written and hold:
+            self._release(reserve[0], reserve[1], hold, job.id, commit=False)
         return written
 
     def settle_job(self, new: job_pb2.Job, expect: job_pb2.Job, ledger: str = "",
-                   design: design_pb2.Design | None = None) -> bool:
-        if not self.replace_job(new, expect):
+                   design: design_pb2.Design | None = None, release_dedupe: bool = False) -> bool:
+        # Job first (the point of no return), then the design, then the ledger; a crash in
+        # between leaves the hold, which the reconciler settles from the job's state.
+        before = self._replace(new, expect, release_dedupe=release_dedupe)
+        if before is None:
             return False
-        if ledger == "commit":
-            self.ledger_commit(new.experiment, new.rung, new.id)
-        elif ledger == "refund":
-            self.ledger_refund(new.experiment, new.rung, new.id)
         if design is not None:
             self.update_designs([design])
+        if ledger and before.hold:
+            self._release(new.experiment, new.rung, before.hold, new.id, ledger == "commit")
         return True
 
-    def release_dedupe_key(self, job_id: str) -> None:
-        JobDoc.objects(key=job_id).update_one(unset__dedupe=True)
+    def record_result(self, design: design_pb2.Design, rung: str, limit: int) -> bool:
+        hold = self._reserve(design.experiment, rung, limit, REPORT_PREFIX + design.id)
+        if not hold:
+            return False
+        self.update_designs([design])
+        self._release(design.experiment, rung, hold, MANUAL, commit=True)
+        return True
+
+    def unsettled_holds(self, before: float) -> list[Hold]:
+        out = []
+        for doc in self._ledger.find({"holds.at": {"$lt": before}},
+                                     {"experiment": 1, "rung": 1, "holds": 1}):
+            for h in doc.get("holds", []):
+                if h["at"] < before:
+                    job = JobDoc.objects(key=h["job"]).only("hold").first()
+                    out.append(Hold(doc["experiment"], doc["rung"], h["key"], h["job"], h["at"],
+                                    current=job is not None and job.hold == h["key"]))
+        return out
+
+    def settle_hold(self, hold: Hold, commit: bool) -> bool:
+        job_id = MANUAL if hold.job_id.startswith(REPORT_PREFIX) else hold.job_id
+        return self._release(hold.experiment, hold.rung, hold.key, job_id, commit)
 
     def queued_jobs(self, experiment: str, kind: int, rung: str, limit: int) -> list[job_pb2.Job]:
         filters = {"experiment": experiment, "kind": kind, "state": job_pb2.JOB_STATE_QUEUED}
@@ -323,28 +371,59 @@ class MongoStore(Store):
         docs = LedgerDoc.objects(experiment=experiment).order_by("seq")
         return [LedgerRow(d.rung, d.total, d.reserved, d.committed) for d in docs]
 
-    def _entry(self, experiment: str, rung: str, op: int, amount: int, job_id: str) -> None:
-        LedgerEntryDoc(experiment=experiment, rung=rung, op=op, amount=amount, job_id=job_id,
-                       time=time.time()).save()
+    @property
+    def _ledger(self):
+        return LedgerDoc._get_collection()
 
-    def _move(self, experiment: str, rung: str, op: int, job_id: str, condition: dict,
-              **updates) -> bool:
-        done = LedgerDoc.objects(experiment=experiment, rung=rung, **condition).update_one(**updates)
-        if done:
+    def _entry(self, experiment: str, rung: str, op: int, amount: int, job_id: str,
+               key: str = "") -> None:
+        fields = {"experiment": experiment, "rung": rung, "op": op, "amount": amount,
+                  "job_id": job_id, "time": time.time()}
+        if key:  # at most one entry per key, however often the move is retried
+            LedgerEntryDoc._get_collection().update_one({"key": key}, {"$setOnInsert": fields},
+                                                        upsert=True)
+        else:
+            LedgerEntryDoc(**fields).save()
+
+    def _reserve(self, experiment: str, rung: str, limit: int, job_id: str) -> str:
+        """The key of a new hold if a unit was reserved (reserved + committed < limit)."""
+        key = secrets.token_hex(8)
+        done = self._ledger.update_one(
+            {"experiment": experiment, "rung": rung, "used": {"$lt": limit}},
+            {"$inc": {"reserved": 1, "used": 1},
+             "$push": {"holds": {"key": key, "job": job_id, "at": time.time()}}})
+        if not done.modified_count:
+            return ""
+        self._entry(experiment, rung, budget_pb2.LEDGER_OP_RESERVE, 1, job_id)
+        return key
+
+    def _release(self, experiment: str, rung: str, key: str, job_id: str, commit: bool) -> bool:
+        """Commit or refund the unit of one hold; False when the hold is already gone."""
+        op = budget_pb2.LEDGER_OP_COMMIT if commit else budget_pb2.LEDGER_OP_REFUND
+        if commit:  # the entry first: a crash after it leaves the hold, settled later
+            self._entry(experiment, rung, op, 1, job_id, key=f"{key}:commit")
+        done = self._ledger.update_one(
+            {"experiment": experiment, "rung": rung, "holds.key": key},
+            {"$pull": {"holds": {"key": key}},
+             "$inc": {"reserved": -1, "committed": 1} if commit else {"reserved": -1, "used": -1}})
+        if done.modified_count and not commit:
             self._entry(experiment, rung, op, 1, job_id)
-        return bool(done)
+        return bool(done.modified_count)
 
     def ledger_reserve(self, experiment: str, rung: str, limit: int, job_id: str) -> bool:
-        return self._move(experiment, rung, budget_pb2.LEDGER_OP_RESERVE, job_id,
-                          {"used__lt": limit}, inc__reserved=1, inc__used=1)
+        return bool(self._reserve(experiment, rung, limit, job_id))
 
     def ledger_commit(self, experiment: str, rung: str, job_id: str) -> bool:
-        return self._move(experiment, rung, budget_pb2.LEDGER_OP_COMMIT, job_id,
-                          {"reserved__gt": 0}, inc__reserved=-1, inc__committed=1)
+        return self._release_for(experiment, rung, job_id, commit=True)
 
     def ledger_refund(self, experiment: str, rung: str, job_id: str) -> bool:
-        return self._move(experiment, rung, budget_pb2.LEDGER_OP_REFUND, job_id,
-                          {"reserved__gt": 0}, inc__reserved=-1, inc__used=-1)
+        return self._release_for(experiment, rung, job_id, commit=False)
+
+    def _release_for(self, experiment: str, rung: str, job_id: str, commit: bool) -> bool:
+        doc = self._ledger.find_one({"experiment": experiment, "rung": rung,
+                                     "holds.job": job_id}, {"holds": 1})
+        key = next((h["key"] for h in (doc or {}).get("holds", []) if h["job"] == job_id), "")
+        return bool(key) and self._release(experiment, rung, key, job_id, commit)
 
     def ledger_entries(self, experiment: str, limit: int = 100) -> list[budget_pb2.LedgerEntry]:
         entries = []

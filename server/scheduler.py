@@ -25,7 +25,16 @@ from .config import ServerConfig
 from .errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from .events import EventHub, WorkSignal
 from .evolution import Evolution, check_metrics, now_ts
-from .store import DesignQuery, JobQuery, Store, TokenRecord, deadline_of
+from .store import (
+    REPORT_PREFIX,
+    DesignQuery,
+    Hold,
+    JobQuery,
+    Store,
+    TokenRecord,
+    deadline_of,
+    design_rungs,
+)
 
 log = logging.getLogger("genesys.server")
 J, EV = job_pb2, design_pb2
@@ -432,11 +441,7 @@ class Scheduler:
             results.check_stderr(result)
             rung_result = results.rung_result(job, result, req.worker_id)
             self.evo.check_result(exp, rung_result)
-            stored = self.evo.get_design(job.design_id)
-            previous = next((r for r in stored.results if r.rung == job.rung), None)
-            if previous is not None and json.loads(job.payload_json or "{}").get("repeat"):
-                rung_result = selection.merge_repeat(previous, rung_result)
-            design = self.evo.with_result(stored, rung_result)
+            design = self._verified(job, rung_result)
             ledger_op = "commit"
         if not self.store.settle_job(new, job, ledger_op, design):
             again = self.store.get_job(req.job_id)
@@ -451,6 +456,16 @@ class Scheduler:
         else:
             self.work.notify()  # a DESIGN slot is free again
         return new, False
+
+    def _verified(self, job: job_pb2.Job, rung_result: design_pb2.RungResult
+                  ) -> design_pb2.Design:
+        """The job's design with the rung result of this VERIFY job (merged into the
+        previous one for a repeat verification)."""
+        stored = self.evo.get_design(job.design_id)
+        previous = next((r for r in stored.results if r.rung == job.rung), None)
+        if previous is not None and json.loads(job.payload_json or "{}").get("repeat"):
+            rung_result = selection.merge_repeat(previous, rung_result)
+        return self.evo.with_result(stored, rung_result)
 
     def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
         job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
@@ -480,9 +495,8 @@ class Scheduler:
         new = copy_job(job)
         new.state, new.cancel_requested, new.error = J.JOB_STATE_CANCELLED, True, reason or "cancelled"
         refund = "refund" if job.kind == J.JOB_KIND_VERIFY and job.state == J.JOB_STATE_LEASED else ""
-        if not self.store.settle_job(new, job, refund):
+        if not self.store.settle_job(new, job, refund, release_dedupe=True):
             return self.cancel(job_id, reason)
-        self.store.release_dedupe_key(job_id)
         self.hub.publish(EV.EVENT_KIND_JOB_CANCELLED, job.experiment, job_id=job_id,
                          worker_id=job.worker_id, message=reason[:200])
         self.work.notify()
@@ -548,6 +562,41 @@ class Scheduler:
         return extended
 
     # -- background -------------------------------------------------------------------
+    def reconcile(self, grace_seconds: float) -> int:
+        """Finish the ledger moves that a crash between writes left half done (stores
+        without transactions): for each hold older than the grace period, commit it if its
+        job SUCCEEDED (writing the job's result to the design first if that write was
+        lost), keep it while its job is leased under it, refund it otherwise. Returns how
+        many holds were settled."""
+        settled = 0
+        for hold in self.store.unsettled_holds(time.time() - grace_seconds):
+            commit = self._hold_outcome(hold)
+            if commit is not None and self.store.settle_hold(hold, commit):
+                settled += 1
+                log.info("event=hold_settled experiment=%s rung=%s job=%s commit=%s",
+                         hold.experiment, hold.rung, hold.job_id, commit)
+        return settled
+
+    def _hold_outcome(self, hold: Hold) -> bool | None:
+        """True: commit, False: refund, None: the hold backs a live lease."""
+        if hold.job_id.startswith(REPORT_PREFIX):  # a result reported by hand
+            design = self.store.get_design(hold.job_id.removeprefix(REPORT_PREFIX))
+            return design is not None and hold.rung in design_rungs(design)
+        job = self.store.get_job(hold.job_id)
+        if job is None or not hold.current:
+            return False
+        if job.state == J.JOB_STATE_LEASED:
+            return None
+        if job.state != J.JOB_STATE_SUCCEEDED:
+            return False
+        design = self.store.get_design(job.design_id)
+        if design is not None and not any(r.job_id == job.id for r in design.results):
+            result = json_format.Parse(job.result_json or "{}", job_pb2.JobResult())
+            self.store.update_designs([self._verified(job, results.rung_result(
+                job, result, job.worker_id))])
+            self.evo.after_result(self.evo.experiment(job.experiment), job.design_id, job.rung)
+        return True
+
     def reap(self) -> None:
         """Expire overdue leases and mark workers dead after missed heartbeats."""
         now = time.time()

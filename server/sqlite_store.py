@@ -17,7 +17,9 @@ from genesys.v1 import budget_pb2, design_pb2, experiment_pb2, job_pb2
 
 from .errors import AlreadyExists, DuplicateDesign, FailedPrecondition
 from .store import (
+    MANUAL,
     DesignQuery,
+    Hold,
     JobQuery,
     LedgerRow,
     Store,
@@ -262,8 +264,8 @@ class SqliteStore(Store):
             return False
 
     def settle_job(self, new: job_pb2.Job, expect: job_pb2.Job, ledger: str = "",
-                   design: design_pb2.Design | None = None) -> bool:
-        if not ledger and design is None:
+                   design: design_pb2.Design | None = None, release_dedupe: bool = False) -> bool:
+        if not ledger and design is None and not release_dedupe:
             return self.replace_job(new, expect)
         with self._tx() as db:
             if not self._replace(db, new, expect):
@@ -272,10 +274,23 @@ class SqliteStore(Store):
                 self._move(db, new.experiment, new.rung, LEDGER_OPS[ledger], new.id)
             if design is not None:
                 _write_design(db, design)
+            if release_dedupe:
+                db.execute("UPDATE jobs SET dedupe = NULL WHERE id = ?", (new.id,))
             return True
 
-    def release_dedupe_key(self, job_id: str) -> None:
-        self._write("UPDATE jobs SET dedupe = NULL WHERE id = ?", (job_id,))
+    def record_result(self, design: design_pb2.Design, rung: str, limit: int) -> bool:
+        with self._tx() as db:
+            if not self._move(db, design.experiment, rung, RESERVE, MANUAL, limit):
+                return False
+            self._move(db, design.experiment, rung, budget_pb2.LEDGER_OP_COMMIT, MANUAL)
+            _write_design(db, design)
+            return True
+
+    def unsettled_holds(self, before: float) -> list[Hold]:
+        return []  # every compound write is one transaction
+
+    def settle_hold(self, hold: Hold, commit: bool) -> bool:
+        return False
 
     def queued_jobs(self, experiment: str, kind: int, rung: str, limit: int) -> list[job_pb2.Job]:
         where, args = "experiment = ? AND kind = ? AND state = ?", [experiment, kind,

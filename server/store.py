@@ -24,6 +24,22 @@ class LedgerRow:
     committed: int
 
 
+MANUAL = "manual"              # the job id of ledger entries of results reported by hand
+REPORT_PREFIX = "report:"      # hold.job_id of a result being reported by hand: report:<design>
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One reserved unit whose move is unfinished (stores without transactions)."""
+
+    experiment: str
+    rung: str
+    key: str
+    job_id: str       # the job, or REPORT_PREFIX + design id
+    at: float         # when it was reserved
+    current: bool     # the job names this hold (its latest lease reserved it)
+
+
 @dataclass(frozen=True)
 class TokenRecord:
     id: str
@@ -170,13 +186,24 @@ class Store(ABC):
 
     @abstractmethod
     def settle_job(self, new: job_pb2.Job, expect: job_pb2.Job, ledger: str = "",
-                   design: design_pb2.Design | None = None) -> bool:
+                   design: design_pb2.Design | None = None, release_dedupe: bool = False) -> bool:
         """Move a leased job on in one step: replace `expect` by `new`, then apply the
-        ledger move ("commit" or "refund") of its rung and overwrite `design` if given."""
+        ledger move ("commit" or "refund") of its rung, overwrite `design` if given and
+        let a new job take the job's dedupe key if `release_dedupe`."""
 
     @abstractmethod
-    def release_dedupe_key(self, job_id: str) -> None:
-        """Let a new job take this job's dedupe key (after a cancel)."""
+    def record_result(self, design: design_pb2.Design, rung: str, limit: int) -> bool:
+        """A result reported by hand: spend one unit of the rung (if reserved + committed <
+        limit) and write the design, in one step; False (nothing written) when spent."""
+
+    @abstractmethod
+    def unsettled_holds(self, before: float) -> list[Hold]:
+        """Reservations made before `before` whose move may be unfinished (a crash between
+        writes); always empty where every compound write is one transaction."""
+
+    @abstractmethod
+    def settle_hold(self, hold: Hold, commit: bool) -> bool:
+        """Commit or refund an unsettled hold; False if it is already settled."""
 
     @abstractmethod
     def queued_jobs(self, experiment: str, kind: int, rung: str, limit: int) -> list[job_pb2.Job]:

@@ -120,7 +120,9 @@ class TestStoreContract:
         store.insert_job(job(9, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
         with pytest.raises(AlreadyExists):
             store.insert_job(job(10, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
-        store.release_dedupe_key("j9")
+        cancelled = store.get_job("j9")
+        cancelled.state = job_pb2.JOB_STATE_CANCELLED
+        assert store.settle_job(cancelled, store.get_job("j9"), release_dedupe=True)
         store.insert_job(job(10, kind=job_pb2.JOB_KIND_VERIFY), dedupe_key="verify:d1:micro")
         queued = store.queued_jobs("e", job_pb2.JOB_KIND_DESIGN, "", 2)
         assert [j.id for j in queued] == ["j0", "j1"]
@@ -128,7 +130,7 @@ class TestStoreContract:
         store.insert_job(job_pb2.Job(id="v7", experiment="e", kind=job_pb2.JOB_KIND_VERIFY,
                                      state=job_pb2.JOB_STATE_QUEUED, rung="tiny"))
         assert [j.id for j in store.queued_jobs("e", job_pb2.JOB_KIND_VERIFY, "tiny", 5)] == ["v7"]
-        assert len(store.queued_jobs("e", job_pb2.JOB_KIND_VERIFY, "", 5)) == 3
+        assert len(store.queued_jobs("e", job_pb2.JOB_KIND_VERIFY, "", 5)) == 2  # j9 cancelled
         assert [j.id for j in store.list_jobs(JobQuery(kind=job_pb2.JOB_KIND_VERIFY))] == \
             ["v7", "j10", "j9"]
 
