@@ -74,10 +74,12 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
     pages = templates()
     hub = hub or EventHub(client)
 
-    def page(template: str, build: Callable[[Request], dict[str, Any]]):
-        """A page and its JSON twin (the same data) from one view function."""
+    def page(template: str, build: Callable[[Request], dict[str, Any]],
+             frame: Callable[[Request], dict[str, Any]] | None = None):
+        """A page and its JSON twin (the same data) from one view function; with `frame`, the
+        page gets only that and its scripts fetch the JSON."""
         def html(request: Request) -> Response:
-            data = build(request)
+            data = (frame or build)(request)
             return pages.TemplateResponse(request, template, {**data, "hub": hub,
                                                               "address": client.address})
 
@@ -100,7 +102,8 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
         ("/", "experiments.html", experiments),
         ("/e/{name}", "experiment.html", lambda r: views.experiment_overview(client, name(r))),
         ("/e/{name}/leaderboard", "leaderboard.html",
-         lambda r: views.leaderboard(client, name(r), r.query_params.get("rung", ""))),
+         lambda r: views.leaderboard(client, name(r), r.query_params.get("rung", "")),
+         lambda r: views.leaderboard_page(client, name(r), r.query_params.get("rung", ""))),
         ("/e/{name}/lineage", "lineage.html",
          lambda r: {"experiment": views.experiment_row(client.get_experiment(name(r)))}),
         ("/e/{name}/jobs", "jobs.html", lambda r: views.jobs_view(client, name(r))),
@@ -109,8 +112,8 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
          lambda r: views.design_detail(client, r.path_params["design_id"])),
     ]
     routes = []
-    for path, template, build in routes_spec:
-        html, api = page(template, build)
+    for path, template, *builders in routes_spec:
+        html, api = page(template, *builders)
         routes.append(Route(path, html))
         routes.append(Route("/api" + (path if path != "/" else "/experiments"), api))
     routes.append(Route("/api/e/{name}/lineage.json",
@@ -120,10 +123,16 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
     async def events(request: Request) -> Response:
         hub.start()
         sub = hub.subscribe(request.query_params.get("experiment", ""))
+        last_id = request.headers.get("last-event-id", "")  # set when the browser reconnects
+        seen = int(last_id) if last_id.isdigit() else -1
         fragments = pages.env
 
         async def stream():
             try:
+                for event in list(hub.recent):  # what happened just before (not seen yet)
+                    if sub.wants(event) and event["seq"] > seen:
+                        yield {"event": "feed", "id": str(event["seq"]),
+                               "data": fragments.get_template("_event.html").render(event=event)}
                 while True:
                     event = await sub.queue.get()
                     yield {"event": "feed", "id": str(event["seq"]),
@@ -169,6 +178,9 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
         status, title = STATUS.get(exc.code, (502, "Coordinator error"))
         return error_response(request, status, title, coordinator_message(exc))
 
+    async def invalid_input(request: Request, exc: views.InvalidInput) -> Response:
+        return error_response(request, 400, "Bad request", str(exc))
+
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return error_response(request, exc.status_code, "Not found" if exc.status_code == 404
                               else "Error", exc.detail or "")
@@ -200,6 +212,7 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
 
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={CoordinatorError: coordinator_error,
+                                         views.InvalidInput: invalid_input,
                                          HTTPException: http_error, Exception: server_error})
 
 

@@ -1,13 +1,14 @@
 """The coordinator's Watch stream, shared by every open page: one thread reads it (after a
 break it reconnects and replays from the last event it saw) and hands each event to the
 asyncio queues of the browsers subscribed to its experiment. It also keeps the latest
-progress of each running job, so a page opened mid-job shows it at once."""
+progress of each running job and the last few events, so a page opened later shows them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from genesys.client.coordinator import Coordinator, CoordinatorError
 from genesys.v1 import design_pb2
 
 QUEUE_SIZE = 1000
+RECENT = 40
 FINISHED = {"job_completed", "job_failed", "job_cancelled", "job_requeued"}
 # Which part of a page an event changes (the SSE event name pages listen to).
 GROUPS = {"job_progress": "progress", "design_submitted": "designs", "result_reported": "designs",
@@ -61,6 +63,7 @@ class EventHub:
         self.client = client
         self.retry_seconds, self.stream_seconds = retry_seconds, stream_seconds
         self.progress: dict[str, dict[str, Any]] = {}  # job id -> latest progress event
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)  # for a page's first feed
         self.connected = False
         self.last_seq: int | None = None
         self._subscribers: set[Subscriber] = set()
@@ -100,6 +103,7 @@ class EventHub:
                 self._stop.wait(self.retry_seconds)
 
     def dispatch(self, event: dict[str, Any]) -> None:
+        self.recent.append(event)
         if event["kind"] == "job_progress":
             self.progress[event["job_id"]] = event
         elif event["kind"] in FINISHED:

@@ -163,7 +163,19 @@ def pareto(designs: list[dict[str, Any]], rung: str, names: dict[str, str]
         links=[i for _, _, i in points], names=[names[i] for _, _, i in points])
 
 
+class InvalidInput(ValueError):
+    """A request names something that cannot exist (the page says so, HTTP 400)."""
+
+
 # -- leaderboard ---------------------------------------------------------------------------
+
+
+def leaderboard_page(client: Coordinator, name: str, rung: str = "") -> dict[str, Any]:
+    """The page's frame; its rows come from `leaderboard` as JSON (drawn in the browser)."""
+    exp = client.get_experiment(name)
+    if rung and rung not in rung_names(exp):
+        raise InvalidInput(f"{rung!r} is not a rung of {name!r} (rungs: {', '.join(rung_names(exp))})")
+    return {"experiment": experiment_row(exp), "rung": rung, "rungs": rung_names(exp)}
 
 
 def leaderboard(client: Coordinator, name: str, rung: str = "") -> dict[str, Any]:

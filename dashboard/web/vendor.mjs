@@ -10,7 +10,7 @@ const files = {
   "htmx.org": ["dist/htmx.min.js"],
   "@highlightjs/cdn-assets": ["highlight.min.js", "styles/github.min.css"],
   "uplot": ["dist/uPlot.iife.min.js", "dist/uPlot.min.css"],
-  "cytoscape": ["dist/cytoscape.min.js"],
+  "d3": ["dist/d3.min.js"],
 };
 
 mkdirSync(out, { recursive: true });

@@ -61,6 +61,12 @@ def open_page(driver, url: str):
         "return document.getElementById('live-state').textContent") == "live", 15, f"live events on {url}")
 
 
+def text(driver, css: str) -> str:
+    """The element's text read in one step (htmx may swap the element at any time)."""
+    return driver.execute_script(
+        "const el = document.querySelector(arguments[0]); return el ? el.innerText : null;", css)
+
+
 def by_css(driver, css: str):
     from selenium.webdriver.common.by import By
 
@@ -75,8 +81,9 @@ def test_every_page_loads_without_console_errors(browser, ui, world, shots):
     browser.get_log("browser")
     for name, path in pages.items():
         open_page(browser, ui.url + path)
-        if name == "lineage":
-            wait_for(lambda: by_css(browser, "#lineage[data-ready]"), 15, "the lineage graph")
+        if name in ("lineage", "leaderboard"):
+            ready = f"#{name}[data-ready]"
+            wait_for(lambda css=ready: by_css(browser, css), 15, f"the {name}'s data")
         browser.save_screenshot(str(shots / f"{name}.png"))
         assert console_errors(browser) == [], f"console errors on {path}"
     assert len(list(shots.glob("*.png"))) == len(pages)
@@ -84,10 +91,10 @@ def test_every_page_loads_without_console_errors(browser, ui, world, shots):
 
 def test_leaderboard_matches_the_sdk_and_sorts_and_filters(browser, ui, world):
     open_page(browser, f"{ui.url}/e/{EXPERIMENT}/leaderboard")
+    wait_for(lambda: by_css(browser, "#leaderboard[data-ready]"), 15, "the leaderboard's rows")
     expected = [e.design_id for e in world.admin.leaderboard(EXPERIMENT, limit=1000)]
     def rows():
-        return [r.get_attribute("data-id") for r in by_css(browser, "#leaderboard-table tbody tr")
-                if r.is_displayed()]
+        return [r.get_attribute("data-id") for r in by_css(browser, "#leaderboard-table tbody tr[data-id]")]
 
     assert rows() == expected and len(expected) >= 3
     def fitness():
@@ -100,7 +107,7 @@ def test_leaderboard_matches_the_sdk_and_sorts_and_filters(browser, ui, world):
     assert fitness() == sorted(fitness(), reverse=True)
     browser.execute_script("const s = document.getElementById('lb-quadrant');"
                            "s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
-                           by_css(browser, "#leaderboard-table tbody tr")[0].get_attribute("data-quadrant"))
+                           by_css(browser, "#leaderboard-table tbody tr[data-id]")[0].get_attribute("data-quadrant"))
     shown = rows()
     assert 0 < len(shown) <= len(expected)
     assert by_css(browser, "#lb-count")[0].text == f"{len(shown)} of {len(expected)} designs"
@@ -129,8 +136,8 @@ def test_job_progress_updates_live_without_reload(browser, ui, world):
     world.worker.report_progress(world.running, 0.75, stage="train",
                                  metrics={"step": 77, "total_steps": 100, "loss": 2.5,
                                           "tokens_per_s": 4321})
-    wait_for(lambda: "step 77/100" in by_css(browser, cell)[0].text, 15, "live progress")
-    assert "4321 tok/s" in by_css(browser, cell)[0].text
+    wait_for(lambda: "step 77/100" in (text(browser, cell) or ""), 15, "live progress")
+    assert "4321 tok/s" in text(browser, cell)
     assert browser.execute_script("return window.__same_page === true")
     assert console_errors(browser) == []
 
@@ -147,8 +154,8 @@ def test_admin_action_is_refused_without_an_admin_token(browser, ui, world):
         browser.execute_script("document.getElementById('admin-token').dispatchEvent(new Event('change'))")
         by_css(browser, 'button.admin[data-action="pause"]')[0].click()
         WebDriverWait(browser, 5).until(lambda d: d.switch_to.alert).accept()
-        wait_for(lambda: by_css(browser, "#admin-result")[0].text, 10, "the action's answer")
-        return by_css(browser, "#admin-result")[0].text
+        wait_for(lambda: text(browser, "#admin-result"), 10, "the action's answer")
+        return text(browser, "#admin-result")
 
     assert "needs an admin token" in pause_with("")
     assert "role submitter" in pause_with(world.submitter_token)
@@ -156,7 +163,7 @@ def test_admin_action_is_refused_without_an_admin_token(browser, ui, world):
     try:
         assert "paused" in pause_with(world.admin.token)
         # the state badge follows through the live stream, no reload
-        wait_for(lambda: by_css(browser, "#exp-state")[0].text == "paused", 10, "live state badge")
+        wait_for(lambda: text(browser, "#exp-state") == "paused", 10, "live state badge")
     finally:
         world.admin.update_experiment(EXPERIMENT, state="active")
         browser.execute_script("sessionStorage.clear()")

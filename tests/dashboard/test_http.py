@@ -44,7 +44,7 @@ def post(url: str, body, token: str = "") -> tuple[int, dict]:
     ("/", 'href="/e/dash"'),
     (f"/e/{EXPERIMENT}", 'id="ladder"'),
     (f"/e/{EXPERIMENT}/leaderboard", 'id="leaderboard-table"'),
-    (f"/e/{EXPERIMENT}/leaderboard?rung=micro", "score"),
+    (f"/e/{EXPERIMENT}/leaderboard?rung=micro", f'data-src="/api/e/{EXPERIMENT}/leaderboard?rung=micro"'),
     (f"/e/{EXPERIMENT}/lineage", 'id="lineage"'),
     (f"/e/{EXPERIMENT}/jobs", "Running now"),
     (f"/e/{EXPERIMENT}/budget", 'id="usage-roles"'),
@@ -57,7 +57,7 @@ def test_pages_render(ui, path, needle):
 
 def test_static_assets_are_served_by_the_app(ui):
     versions = json.loads(get(ui.url + "/static/vendor/versions.json")[1])
-    assert set(versions) == {"htmx.org", "@highlightjs/cdn-assets", "uplot", "cytoscape"}
+    assert set(versions) == {"htmx.org", "@highlightjs/cdn-assets", "uplot", "d3"}
     _, page = get(ui.url + f"/e/{EXPERIMENT}/lineage")
     assets = re.findall(r'<script src="([^"]+)"', page) + re.findall(r'<link rel="\w+" href="([^"]+)"', page)
     assert len(assets) >= 8 and all(a.startswith("/static/") for a in assets), assets
