@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import views
+from . import export, views
 from .events import EventHub
 
 HERE = Path(__file__).parent
@@ -116,6 +116,14 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
         html, api = page(template, *builders)
         routes.append(Route(path, html))
         routes.append(Route("/api" + (path if path != "/" else "/experiments"), api))
+    async def export_tensorboard(request: Request) -> Response:
+        experiment = name(request)
+        designs = await asyncio.to_thread(views.all_designs, client, experiment)
+        data = await asyncio.to_thread(export.tensorboard_zip, designs)
+        return Response(data, media_type="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{experiment}-tensorboard.zip"'})
+
+    routes.append(Route("/e/{name}/export/tensorboard.zip", export_tensorboard))
     routes.append(Route("/api/e/{name}/lineage.json",
                         lambda r: JSONResponse(views.lineage_graph(
                             views.all_designs(client, name(r))))))

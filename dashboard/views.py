@@ -334,11 +334,19 @@ def lineage_graph(designs: list[design_pb2.Design]) -> dict[str, Any]:
 # -- jobs, workers, budget, LLM usage ------------------------------------------------------
 
 
+def fault(job: job_pb2.Job) -> str:
+    """Whose fault the job's last failure was: the coordinator marks infrastructure failures
+    (which never fail a design) by prefixing the error; other failures are the design's."""
+    if job.error.startswith("infrastructure:"):
+        return "infrastructure"
+    return "design" if job.state == J.JOB_STATE_FAILED else ""
+
+
 def job_row(job: job_pb2.Job, names: dict[str, str]) -> dict[str, Any]:
     return {"id": job.id, "kind": job_kind(job.kind), "state": job_state(job.state),
             "design_id": job.design_id, "design": names.get(job.design_id, job.design_id),
             "rung": job.rung, "attempt": job.attempt, "max_attempts": job.max_attempts,
-            "worker_id": job.worker_id, "error": job.error,
+            "worker_id": job.worker_id, "error": job.error, "fault": fault(job),
             "cancel_requested": job.cancel_requested,
             "created": timestamp(job, "created_at"), "updated": timestamp(job, "updated_at")}
 

@@ -96,8 +96,15 @@ def build_world(proc: CoordinatorProcess) -> World:
         peak_memory_bytes=300 << 20, tokens_trained=65_536, wall_seconds=8.0)
     admin._call(admin.evolution.ReportResult,
                 evolution_pb2.ReportResultRequest(design_id=child.id, result=result))
-    running = worker.lease_job(timeout=5, kinds=["verify"])
-    assert running is not None, "no VERIFY job left to keep running"
+    broken = admin.submit_design(
+        EXPERIMENT, source=parent.source.replace("CONFIG = {", 'CONFIG = {"dash_broken": 1, ', 1),
+        name="gpt-broken", parents=[parent.id])
+    # two VERIFY jobs are left: the broken design's fails (its fault), the other keeps running
+    jobs = [worker.lease_job(timeout=5, kinds=["verify"]) for _ in range(2)]
+    assert all(jobs), "fewer than two VERIFY jobs left"
+    failing = next(j for j in jobs if j.job.design_id == broken.id)
+    worker.fail(failing, "loss is NaN at step 3", retryable=False, kind="design")
+    running = next(j for j in jobs if j is not failing)
     return World(proc, admin, worker, submitter_token, seeds, child.id, running)
 
 

@@ -5,11 +5,14 @@ the event stream carries a worker's progress."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import struct
 import threading
 import urllib.error
 import urllib.request
+import zipfile
 
 import pytest
 from genesys.v1 import experiment_pb2
@@ -165,3 +168,30 @@ def test_event_stream_carries_a_workers_progress(ui, world):
     assert "event: job-progress" in lines and "event: feed" in lines
     progress = json.loads(lines[-1].removeprefix("data: "))
     assert progress["job"] == world.running.id and "loss 1.250" in progress["html"]
+
+
+def test_jobs_page_says_whose_fault_a_failure_was(ui, world):
+    _, page = get(f"{ui.url}/e/{EXPERIMENT}/jobs")
+    history = page[page.index("<h2>History"):]
+    assert "fault-design" in history and "loss is NaN at step 3" in history
+
+
+def test_runs_export_as_tensorboard_event_files(ui, world):
+    from tensorboardX.proto import event_pb2
+
+    with urllib.request.urlopen(f"{ui.url}/e/{EXPERIMENT}/export/tensorboard.zip", timeout=30) as reply:
+        assert reply.headers["Content-Type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(reply.read()))
+    child = [n for n in archive.namelist() if n.startswith("gpt-retention-")]
+    assert len(child) == 1 and "/micro/events.out.tfevents." in child[0]
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    data = archive.read(child[0])
+    while data:  # TFRecord: length (8 bytes), its crc (4), the Event, its crc (4)
+        size = struct.unpack("<Q", data[:8])[0]
+        event = event_pb2.Event.FromString(data[12:12 + size])
+        data = data[16 + size:]
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    assert len(scalars["loss/train"]) == 20 and scalars["loss/train"][0] == (0, pytest.approx(9.0))
+    assert [s for s, _ in scalars["loss/validation"]] == [0, 40, 80, 120, 160]
+    assert scalars["metrics/cloze"] == [(190, pytest.approx(0.42))]

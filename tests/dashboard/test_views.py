@@ -144,3 +144,11 @@ def test_hub_fans_out_by_experiment_keeps_progress_and_drops_for_slow_readers():
         assert slow.dropped == 1
 
     asyncio.run(run())
+
+
+def test_fault_of_a_failure():
+    from genesys.v1 import job_pb2
+
+    assert views.fault(job_pb2.Job(state=job_pb2.JOB_STATE_QUEUED, error="infrastructure: GPU lost")) == "infrastructure"
+    assert views.fault(job_pb2.Job(state=job_pb2.JOB_STATE_FAILED, error="NaN")) == "design"
+    assert views.fault(job_pb2.Job(state=job_pb2.JOB_STATE_CANCELLED, error="cancelled")) == ""
