@@ -70,6 +70,28 @@ class AuthConfig:
 
 
 @dataclass
+class TlsConfig:
+    cert: str = ""  # PEM certificate chain; empty: plaintext
+    key: str = ""
+    client_ca: str = ""  # set to require client certificates (mTLS)
+
+
+@dataclass
+class KnowledgeConfig:
+    """The literature index served next to the LLMGateway (genesys.llm_gateway.knowledge)."""
+
+    enabled: bool = True
+    data_dir: str = ""  # empty: DATA_DIR/knowledge (milvus-lite file, embedder caches)
+    uri: str = ""  # a Milvus server, e.g. http://milvus:19530; empty: milvus-lite in data_dir
+    token: str = ""  # Milvus server credentials ("user:password"), if it has auth on
+    embedder: str = "local"  # local (sentence-transformers) | openai (an embeddings endpoint)
+    model: str = ""  # local: a model folder (empty: packaged all-MiniLM-L6-v2); openai: served name
+    endpoint: str = ""  # openai: base URL of an OpenAI-compatible server
+    chunk_chars: int = 1200
+    chunk_overlap: int = 200
+
+
+@dataclass
 class GatewayConfig:
     listen: str = "127.0.0.1:50061"
     data_dir: str = ".genesys"
@@ -79,12 +101,18 @@ class GatewayConfig:
     retry_attempts: int = 3
     retry_backoff_s: float = 0.2
     auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     roles: dict[str, str] = field(default_factory=dict)
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()
+
+    @property
+    def knowledge_path(self) -> Path:
+        return Path(self.knowledge.data_dir).expanduser() if self.knowledge.data_dir else self.data_path / "knowledge"
 
 
 def default_model_dir(data_dir: Path, name: str = DEFAULT_MODEL) -> Path:
@@ -217,6 +245,29 @@ def _check(config: GatewayConfig) -> None:
             raise ConfigError(f"config key auth.tokens[{i}]: needs a name and a 64-hex sha256")
     if config.auth.enabled and not config.auth.tokens:
         raise ConfigError("config key auth.tokens: auth is enabled but no tokens are listed")
+    if bool(config.tls.cert) != bool(config.tls.key):
+        raise ConfigError("config key tls: set both tls.cert and tls.key (or neither)")
+    for key in ("cert", "key", "client_ca"):
+        value = getattr(config.tls, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"config key tls.{key}: {value} is not a readable file")
+    if config.tls.client_ca and not config.tls.cert:
+        raise ConfigError("config key tls.client_ca: needs tls.cert and tls.key")
+    check_knowledge(config.knowledge)
+
+
+def check_knowledge(knowledge: KnowledgeConfig, where: str = "knowledge") -> None:
+    if knowledge.embedder not in ("local", "openai"):
+        raise ConfigError(f"config key {where}.embedder: must be local or openai, got {knowledge.embedder!r}")
+    if knowledge.embedder == "openai":
+        if not knowledge.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"config key {where}.endpoint: the openai embedder needs an http(s) URL")
+        if not knowledge.model:
+            raise ConfigError(f"config key {where}.model: the openai embedder needs the served model name")
+    if knowledge.chunk_chars < 64:
+        raise ConfigError(f"config key {where}.chunk_chars: must be >= 64")
+    if not 0 <= knowledge.chunk_overlap <= knowledge.chunk_chars // 2:
+        raise ConfigError(f"config key {where}.chunk_overlap: must be in [0, chunk_chars / 2]")
 
 
 def _check_model(where: str, model: ModelConfig) -> None:

@@ -39,6 +39,15 @@ COMMANDS: Registry = {
         "chat": ("genesys.cli.llm:chat_cmd", "One completion of a prompt (optionally JSON-schema constrained)."),
         "usage": ("genesys.cli.llm:usage_cmd", "Token accounting per caller and experiment."),
     },
+    "kb": {
+        "": ("", "The literature index (shared service or embedded) that designers search."),
+        "ingest": ("genesys.cli.kb:ingest_cmd", "Ingest PDF/Markdown/text/LaTeX/Python files (--starter: the notes)."),
+        "search": ("genesys.cli.kb:search_cmd", "Top-k passages for a query (hybrid dense + lexical)."),
+        "list": ("genesys.cli.kb:list_cmd", "Indexed documents."),
+        "show": ("genesys.cli.kb:show_cmd", "A document's metadata and chunks."),
+        "delete": ("genesys.cli.kb:delete_cmd", "Delete a document."),
+        "stats": ("genesys.cli.kb:stats_cmd", "Counts, embedder and backend of the index."),
+    },
     "design": {
         "": ("", "Inspect designs locally and in the evolution tree."),
         "info": ("genesys.lmade.cli:design_info", "Unit tree, digest and tuned size per scale."),

@@ -44,6 +44,36 @@ class KnowledgeServiceStub:
                 request_serializer=genesys_dot_v1_dot_knowledge__pb2.SearchRequest.SerializeToString,
                 response_deserializer=genesys_dot_v1_dot_knowledge__pb2.SearchResponse.FromString,
                 _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/genesys.v1.KnowledgeService/GetDocument',
+                request_serializer=genesys_dot_v1_dot_knowledge__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=genesys_dot_v1_dot_knowledge__pb2.GetDocumentResponse.FromString,
+                _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/genesys.v1.KnowledgeService/ListDocuments',
+                request_serializer=genesys_dot_v1_dot_knowledge__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=genesys_dot_v1_dot_knowledge__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDocument = channel.unary_unary(
+                '/genesys.v1.KnowledgeService/DeleteDocument',
+                request_serializer=genesys_dot_v1_dot_knowledge__pb2.DeleteDocumentRequest.SerializeToString,
+                response_deserializer=genesys_dot_v1_dot_knowledge__pb2.DeleteDocumentResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/genesys.v1.KnowledgeService/GetStats',
+                request_serializer=genesys_dot_v1_dot_knowledge__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=genesys_dot_v1_dot_knowledge__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
+        self.AddProposal = channel.unary_unary(
+                '/genesys.v1.KnowledgeService/AddProposal',
+                request_serializer=genesys_dot_v1_dot_knowledge__pb2.AddProposalRequest.SerializeToString,
+                response_deserializer=genesys_dot_v1_dot_knowledge__pb2.AddProposalResponse.FromString,
+                _registered_method=True)
+        self.SimilarProposals = channel.unary_unary(
+                '/genesys.v1.KnowledgeService/SimilarProposals',
+                request_serializer=genesys_dot_v1_dot_knowledge__pb2.SimilarProposalsRequest.SerializeToString,
+                response_deserializer=genesys_dot_v1_dot_knowledge__pb2.SimilarProposalsResponse.FromString,
+                _registered_method=True)
 
 
 class KnowledgeServiceServicer:
@@ -61,6 +91,43 @@ class KnowledgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDocument(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDocument(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddProposal(self, request, context):
+        """Proposal memory: index a proposal with its review, find the most similar earlier ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SimilarProposals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnowledgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +140,36 @@ def add_KnowledgeServiceServicer_to_server(servicer, server):
                     servicer.Search,
                     request_deserializer=genesys_dot_v1_dot_knowledge__pb2.SearchRequest.FromString,
                     response_serializer=genesys_dot_v1_dot_knowledge__pb2.SearchResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=genesys_dot_v1_dot_knowledge__pb2.GetDocumentRequest.FromString,
+                    response_serializer=genesys_dot_v1_dot_knowledge__pb2.GetDocumentResponse.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=genesys_dot_v1_dot_knowledge__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=genesys_dot_v1_dot_knowledge__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'DeleteDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocument,
+                    request_deserializer=genesys_dot_v1_dot_knowledge__pb2.DeleteDocumentRequest.FromString,
+                    response_serializer=genesys_dot_v1_dot_knowledge__pb2.DeleteDocumentResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=genesys_dot_v1_dot_knowledge__pb2.GetStatsRequest.FromString,
+                    response_serializer=genesys_dot_v1_dot_knowledge__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'AddProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddProposal,
+                    request_deserializer=genesys_dot_v1_dot_knowledge__pb2.AddProposalRequest.FromString,
+                    response_serializer=genesys_dot_v1_dot_knowledge__pb2.AddProposalResponse.SerializeToString,
+            ),
+            'SimilarProposals': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimilarProposals,
+                    request_deserializer=genesys_dot_v1_dot_knowledge__pb2.SimilarProposalsRequest.FromString,
+                    response_serializer=genesys_dot_v1_dot_knowledge__pb2.SimilarProposalsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +226,168 @@ class KnowledgeService:
             '/genesys.v1.KnowledgeService/Search',
             genesys_dot_v1_dot_knowledge__pb2.SearchRequest.SerializeToString,
             genesys_dot_v1_dot_knowledge__pb2.SearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genesys.v1.KnowledgeService/GetDocument',
+            genesys_dot_v1_dot_knowledge__pb2.GetDocumentRequest.SerializeToString,
+            genesys_dot_v1_dot_knowledge__pb2.GetDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genesys.v1.KnowledgeService/ListDocuments',
+            genesys_dot_v1_dot_knowledge__pb2.ListDocumentsRequest.SerializeToString,
+            genesys_dot_v1_dot_knowledge__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genesys.v1.KnowledgeService/DeleteDocument',
+            genesys_dot_v1_dot_knowledge__pb2.DeleteDocumentRequest.SerializeToString,
+            genesys_dot_v1_dot_knowledge__pb2.DeleteDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genesys.v1.KnowledgeService/GetStats',
+            genesys_dot_v1_dot_knowledge__pb2.GetStatsRequest.SerializeToString,
+            genesys_dot_v1_dot_knowledge__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genesys.v1.KnowledgeService/AddProposal',
+            genesys_dot_v1_dot_knowledge__pb2.AddProposalRequest.SerializeToString,
+            genesys_dot_v1_dot_knowledge__pb2.AddProposalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimilarProposals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genesys.v1.KnowledgeService/SimilarProposals',
+            genesys_dot_v1_dot_knowledge__pb2.SimilarProposalsRequest.SerializeToString,
+            genesys_dot_v1_dot_knowledge__pb2.SimilarProposalsResponse.FromString,
             options,
             channel_credentials,
             insecure,
