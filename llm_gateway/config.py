@@ -87,6 +87,7 @@ class KnowledgeConfig:
     embedder: str = "local"  # local (sentence-transformers) | openai (an embeddings endpoint)
     model: str = ""  # local: a model folder (empty: packaged all-MiniLM-L6-v2); openai: served name
     endpoint: str = ""  # openai: base URL of an OpenAI-compatible server
+    threads: int = 1  # local: torch CPU threads while embedding
     chunk_chars: int = 1200
     chunk_overlap: int = 200
 
@@ -264,6 +265,8 @@ def check_knowledge(knowledge: KnowledgeConfig, where: str = "knowledge") -> Non
             raise ConfigError(f"config key {where}.endpoint: the openai embedder needs an http(s) URL")
         if not knowledge.model:
             raise ConfigError(f"config key {where}.model: the openai embedder needs the served model name")
+    if knowledge.threads < 1:
+        raise ConfigError(f"config key {where}.threads: must be >= 1")
     if knowledge.chunk_chars < 64:
         raise ConfigError(f"config key {where}.chunk_chars: must be >= 64")
     if not 0 <= knowledge.chunk_overlap <= knowledge.chunk_chars // 2:

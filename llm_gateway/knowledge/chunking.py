@@ -51,7 +51,7 @@ def _pieces(text: str, limit: int) -> list[str]:
         for sentence in SENTENCE.split(paragraph):
             while len(sentence) > limit:  # one long run: cut at the last space before the limit
                 cut = sentence.rfind(" ", 0, limit + 1)
-                cut = cut if cut > limit // 2 else limit
+                cut = cut if cut > 0 else limit  # inside a word only when it has no space
                 out.append(sentence[:cut].strip())
                 sentence = sentence[cut:].strip()
             if sentence:

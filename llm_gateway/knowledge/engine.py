@@ -148,6 +148,9 @@ class KnowledgeEngine:
         title = doc.title or parsed.title or Path(name).stem
         authors = list(doc.authors) or parsed.authors
         year = doc.year or parsed.year
+        tags = list(dict.fromkeys([*doc.tags, *parsed.tags]))
+        if len(tags) > MAX_TAGS or any(len(t.encode()) > MAX_TAG_BYTES for t in tags):
+            raise ReadError(f"at most {MAX_TAGS} tags (given and in the file), each at most {MAX_TAG_BYTES} bytes")
         chunks = chunk_blocks(parsed.blocks, self.spec)
         vectors = self._embed([self._embedded_text(title, c) for c in chunks], CHUNKS)
         replaced = self._drop_source(doc.source_uri) if doc.source_uri else 0
@@ -156,7 +159,7 @@ class KnowledgeEngine:
              "title": _clip(title, 1024), "section": _clip(c.section, 1024), "page": c.page,
              "text": _clip(c.text, 16384), "search_text": _clip(self._embedded_text(title, c), 16384),
              "source": _clip(doc.source_uri, 2048), "mime": mime, "authors": _clip("; ".join(authors), 2048),
-             "year": year, "tags": list(doc.tags), "pages": parsed.pages, "metadata": dict(doc.metadata),
+             "year": year, "tags": tags, "pages": parsed.pages, "metadata": dict(doc.metadata),
              "dense": vector.tolist()}
             for i, (c, vector) in enumerate(zip(chunks, vectors, strict=True))
         ])
@@ -322,7 +325,7 @@ def open_engine(config: KnowledgeConfig, data_dir: Path) -> KnowledgeEngine:
     if config.embedder == "openai":
         embedder: Embedder = RemoteEmbedder(config.endpoint, config.model)
     else:
-        embedder = LocalEmbedder(config.model, cache_dir=data_dir / "models")
+        embedder = LocalEmbedder(config.model, cache_dir=data_dir / "models", threads=config.threads)
     uri = config.uri or str(data_dir / "milvus.db")
     try:
         store = MilvusStore(uri, embedder.name, token=config.token)

@@ -39,6 +39,7 @@ class Parsed:
     title: str = ""
     authors: list[str] = field(default_factory=list)
     year: int = 0
+    tags: list[str] = field(default_factory=list)
     pages: int = 0
     blocks: list[Block] = field(default_factory=list)
 
@@ -109,7 +110,7 @@ def _year(value: str) -> int:
 def read_markdown(content: bytes) -> Parsed:
     meta, body = _front_matter(_decode(content))
     parsed = Parsed(title=meta.get("title", ""), authors=_split_list(meta.get("authors", "")),
-                    year=_year(meta.get("year", "")))
+                    year=_year(meta.get("year", "")), tags=_split_list(meta.get("tags", "")))
     path: list[tuple[int, str]] = []
     lines: list[str] = []
     in_fence = False
