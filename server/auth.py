@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -114,6 +115,8 @@ def ensure_local_token(auth: Authenticator, store: Store, data_dir: Path) -> Pat
     token, _ = auth.create(f"local-admin-{secrets.token_hex(3)}", ADMIN)
     path = data_dir / "token"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(token + "\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        out.write(token + "\n")
     return path

@@ -89,6 +89,15 @@ class FunctionalDuplicate(DuplicateDesign):
                                existing_id=existing_id, fingerprint=fingerprint)
 
 
+class JobProducedDesign(AlreadyExists):
+    reason = "JOB_PRODUCED_DESIGN"
+
+    def __init__(self, job_id: str, design_id: str):
+        self.existing_id = design_id
+        super().__init__(f"job {job_id} already produced design {design_id} (one per job)",
+                         existing_id=design_id, job_id=job_id)
+
+
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "FAILED_PRECONDITION"

@@ -181,13 +181,14 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
 
     @handler
     def SubmitDesign(self, req, caller):
+        held = []
+
         def lease_check(job_id: str, fencing: int) -> None:
-            job = self.evo.store.get_job(job_id)
-            if job is None:
-                raise InvalidArgument("job_id", f"no job {job_id!r}")
-            self.sched.held(job_id, fencing, job.worker_id, caller)
+            held.append(self.sched.design_slot(job_id, fencing, req.experiment, caller))
 
         design = self.evo.submit_design(req, caller.name, lease_check=lease_check)
+        if held:
+            self.sched.produced(held[0], design.id)
         return evolution_pb2.SubmitDesignResponse(design=design)
 
     @handler

@@ -22,7 +22,14 @@ from google.protobuf import json_format
 from . import ledger, results, selection
 from .auth import ADMIN
 from .config import ServerConfig
-from .errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from .errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    JobProducedDesign,
+    NotFound,
+    PermissionDenied,
+    brief,
+)
 from .events import EventHub, WorkSignal
 from .evolution import Evolution, check_metrics, now_ts
 from .store import (
@@ -372,6 +379,31 @@ class Scheduler:
             raise PermissionDenied(f"job {job_id} is leased to another worker")
         return job
 
+    def design_slot(self, job_id: str, fencing: int, experiment: str, caller: TokenRecord
+                    ) -> job_pb2.Job:
+        """The DESIGN job a design is submitted under, if the caller holds its lease and
+        the job has not produced a design yet (one design per job, of its experiment)."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise InvalidArgument("job_id", f"no job {brief(job_id)}")
+        job = self.held(job_id, fencing, job.worker_id, caller, job)
+        if job.kind != J.JOB_KIND_DESIGN:
+            raise InvalidArgument("job_id", f"{job_id} is not a DESIGN job")
+        if job.experiment != experiment:
+            raise InvalidArgument("job_id", f"{job_id} belongs to experiment {job.experiment!r}")
+        if job.design_id:
+            raise JobProducedDesign(job_id, job.design_id)
+        return job
+
+    def produced(self, job: job_pb2.Job, design_id: str) -> None:
+        """Record on the DESIGN job the design submitted under it."""
+        for _ in range(3):  # a renewal may move the deadline in between
+            new = copy_job(job)
+            new.design_id = design_id
+            if self.store.replace_job(new, job):
+                return
+            job = self.store.get_job(job.id)
+
     def _cancelled_for(self, job_id: str, fencing: int, worker_id: str) -> bool:
         job = self.store.get_job(job_id)
         return (job is not None and job.state == J.JOB_STATE_CANCELLED
@@ -380,6 +412,7 @@ class Scheduler:
     def renew(self, job_id: str, fencing: int, worker_id: str, caller: TokenRecord
               ) -> tuple[job_pb2.Lease, bool]:
         """A renewed lease, and whether the job was cancelled (then the lease is empty)."""
+        self.worker(worker_id, caller)  # only the worker's own token learns of a cancel
         if self._cancelled_for(job_id, fencing, worker_id):
             return job_pb2.Lease(job_id=job_id, fencing_token=fencing), True
         job = self.held(job_id, fencing, worker_id, caller)
@@ -394,6 +427,7 @@ class Scheduler:
 
     def progress(self, req: scheduler_pb2.ReportProgressRequest, caller: TokenRecord) -> bool:
         p = req.progress
+        self.worker(req.worker_id, caller)
         if self._cancelled_for(p.job_id, req.fencing_token, req.worker_id):
             return True
         job = self.held(p.job_id, req.fencing_token, req.worker_id, caller)
@@ -433,9 +467,9 @@ class Scheduler:
         design, ledger_op = None, ""
         if job.kind == J.JOB_KIND_DESIGN and result.design_id:
             produced = self.store.get_design(result.design_id)
-            if produced is None or produced.experiment != job.experiment:
-                raise InvalidArgument("result.design_id", f"no design {result.design_id!r} in "
-                                      f"experiment {job.experiment!r}")
+            if produced is None or produced.job_id != job.id:
+                raise InvalidArgument("result.design_id", f"no design {brief(result.design_id)} "
+                                      f"was submitted under job {job.id}")
             new.design_id = result.design_id
         elif job.kind == J.JOB_KIND_VERIFY:
             results.check_stderr(result)

@@ -116,3 +116,50 @@ def test_design_trace_limits_still_allow_real_traces(admin, exp):
     trace.prompts.add(prompt="q" * 100_000, response="r" * 100_000)
     source = design.source.replace("CONFIG = {", "CONFIG = {'t': 1, ", 1)
     assert admin.submit_design(exp, source=source, trace=trace).id
+
+
+def test_an_existing_token_file_becomes_private(tmp_path):
+    from genesys.server.testing import local_coordinator
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "token").write_text("old\n")
+    (data / "token").chmod(0o644)
+    with local_coordinator(data) as server:
+        assert (data / "token").stat().st_mode & 0o777 == 0o600
+        assert server.token != "old"
+
+
+def test_design_jobs_produce_one_design_of_their_own_experiment(admin, as_role, exp):
+    admin.create_experiment("other", ladder="micro:1", seeds=("gpt",))
+    worker = as_role("worker")
+    worker.register_worker("d", roles=["design"], experiments=[exp])
+    job = worker.lease_job(timeout=0)
+    source = admin.get_design(admin.list_designs(exp)[0].id).source
+    one = source.replace("CONFIG = {", "CONFIG = {'j': 1, ", 1)
+    two = source.replace("CONFIG = {", "CONFIG = {'j': 2, ", 1)
+    err = refused(lambda: worker.submit_design("other", source=one, job=job))
+    assert err.field == "job_id"
+    seed = admin.list_designs(exp)[0].id
+    err = refused(lambda: worker.complete(job, design_id=seed))
+    assert err.field == "result.design_id", "a design not submitted under the job"
+    made = worker.submit_design(exp, source=one, job=job)
+    with pytest.raises(CoordinatorError) as again:
+        worker.submit_design(exp, source=two, job=job)
+    assert again.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert again.value.reason == "JOB_PRODUCED_DESIGN" and again.value.existing_id == made.id
+    assert worker.complete(job, design_id=made.id).job.design_id == made.id
+
+
+def test_a_cancel_is_told_only_to_the_lease_holder(admin, as_role, exp):
+    holder, other = as_role("worker"), as_role("worker")
+    holder.register_worker("h", roles=["verify"])
+    other.register_worker("o", roles=["verify"])
+    job = holder.lease_job(timeout=0)
+    admin.cancel_job(job.id, "stop")
+    spy = scheduler_pb2.RenewLeaseRequest(job_id=job.id, fencing_token=job.fencing_token,
+                                          worker_id=holder.worker_id)
+    with pytest.raises(CoordinatorError) as err:
+        other._call(other.scheduler.RenewLease, spy)
+    assert err.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert holder.renew(job) is True
