@@ -24,12 +24,12 @@ from genesys.v1 import (
     scheduler_pb2,
 )
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from .auth import Authenticator, ensure_local_token
 from .config import ServerConfig
 from .events import FLUSH_SECONDS, EventHub, WorkSignal
 from .evolution import Evolution
+from .reflection import enable_reflection
 from .rpc import AuthServicer, BudgetServicer, EvolutionServicer, SchedulerServicer, add_service
 from .scheduler import Scheduler
 from .seeds import default_seeds_dir
@@ -95,8 +95,7 @@ class Coordinator:
             add_service(server, servicer, descriptor)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(SERVICES + [health.SERVICE_NAME,
-                                                        reflection.SERVICE_NAME], server)
+        enable_reflection(server, SERVICES + [health.SERVICE_NAME])
         creds = _credentials(self.config)
         host = self.config.listen.rpartition(":")[0]
         port = (server.add_secure_port(self.config.listen, creds) if creds

@@ -82,6 +82,7 @@ ITEM_LIMITS: dict[str, int] = {
     P + "WorkerCapabilities.rungs": 16,
     P + "WorkerCapabilities.roles": 2,
     P + "LeaseJobRequest.kinds": 8,
+    P + "CompleteJobRequest.next_kinds": 8,
     P + "WatchRequest.kinds": 64,
     P + "SubmitDesignRequest.parents": 16,
     P + "CreateExperimentRequest.seeds": 100,

@@ -306,8 +306,9 @@ class SchedulerServicer(_Base, scheduler_pb2_grpc.SchedulerServiceServicer):
         job, again = self.sched.complete(req, caller)
         out = scheduler_pb2.CompleteJobResponse(job=job, already_completed=again)
         if req.lease_next:  # eager dispatch: one RPC per cycle for busy workers
-            leased = self.sched.try_lease(scheduler_pb2.LeaseJobRequest(worker_id=req.worker_id),
-                                          caller)
+            leased = self.sched.next_after(job, again, scheduler_pb2.LeaseJobRequest(
+                worker_id=req.worker_id, kinds=req.next_kinds, experiment=req.next_experiment),
+                caller)
             if leased:
                 out.next_job.CopyFrom(leased[0])
                 out.next_lease.CopyFrom(leased[1])

@@ -501,6 +501,27 @@ class Scheduler:
             rung_result = selection.merge_repeat(previous, rung_result)
         return self.evo.with_result(stored, rung_result)
 
+    def next_after(self, done: job_pb2.Job, again: bool, req: scheduler_pb2.LeaseJobRequest,
+                   caller: TokenRecord) -> tuple[job_pb2.Job, job_pb2.Lease] | None:
+        """CompleteJob(lease_next): lease the next job under the request's filters and note
+        it on the completed job, so a retried completion (the reply was lost) hands the
+        same job over again instead of orphaning its lease."""
+        if again and done.next_job_id:
+            job = self.store.get_job(done.next_job_id)
+            if (job is not None and job.state == J.JOB_STATE_LEASED
+                    and job.worker_id == req.worker_id and deadline_of(job) > time.time()):
+                exp = self.evo.experiment(job.experiment)
+                return job, job_pb2.Lease(job_id=job.id, fencing_token=job.fencing_token,
+                                          deadline=job.lease_deadline, worker_id=job.worker_id,
+                                          lease_seconds=self._lease_seconds(exp, job))
+            return None
+        leased = self.try_lease(req, caller)
+        if leased:
+            noted = copy_job(done)
+            noted.next_job_id = leased[0].id
+            self.store.replace_job(noted, done)
+        return leased
+
     def fail(self, req: scheduler_pb2.FailJobRequest, caller: TokenRecord) -> job_pb2.Job:
         job = self.held(req.job_id, req.fencing_token, req.worker_id, caller)
         error = req.error[:10_000] or "failed"

@@ -11,6 +11,7 @@ from genesys.client import Coordinator, CoordinatorError
 from genesys.design import load_design
 from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 
@@ -217,7 +218,24 @@ def test_health_and_reflection(server):
             list_services="")]), timeout=5)
         names = {s.name for r in replies for s in r.list_services_response.service}
     assert {"genesys.v1.EvolutionService", "genesys.v1.SchedulerService",
-            "genesys.v1.BudgetService", "genesys.v1.AuthService"} <= names
+            "genesys.v1.BudgetService", "genesys.v1.AuthService",
+            "grpc.reflection.v1.ServerReflection"} <= names
+
+
+def test_reflection_v1_resolves_method_symbols(server):
+    """What `grpcurl describe genesys.v1.SchedulerService.CompleteJob` asks (v1 first)."""
+    with grpc.insecure_channel(server.address) as channel:
+        info = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+        symbols = ["genesys.v1.SchedulerService.CompleteJob", "genesys.v1.SchedulerService.Nope"]
+        replies = list(info(iter([reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol=s) for s in symbols]), timeout=5))
+    found = descriptor_pb2.FileDescriptorProto.FromString(
+        replies[0].file_descriptor_response.file_descriptor_proto[0])
+    assert found.name == "genesys/v1/scheduler.proto"
+    assert replies[1].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 @pytest.mark.parametrize("method, raw", [

@@ -311,3 +311,19 @@ def test_a_failed_job_keeps_what_it_produced(admin, worker):
     failed = w.fail(job, "abandoned", retryable=False, result_json=trace)
     assert failed.state == job_pb2.JOB_STATE_FAILED
     assert admin.get_job(job.id).result_json == trace
+
+
+def test_lease_next_keeps_the_filters_and_a_lost_reply_loses_no_lease(admin, worker):
+    make_exp(admin, "one")
+    other = make_exp(admin, "two")
+    w = worker(roles=("verify", "design"))
+    job = w.lease_job(timeout=0, kinds=["verify"], experiment=other)
+    reply = w.complete(job, metrics={"piqa": 0.5}, lease_next=True, next_kinds=["verify"],
+                       next_experiment=other)
+    first = w.next_leased(reply)
+    assert first.kind == "verify" and first.job.experiment == other
+    again = w.complete(job, metrics={"piqa": 0.5}, lease_next=True, next_kinds=["verify"],
+                       next_experiment=other)  # the first reply was lost
+    assert again.already_completed and w.next_leased(again).id == first.id
+    assert w.next_leased(again).fencing_token == first.fencing_token
+    assert [j.id for j in admin.list_jobs(state="leased")] == [first.id], "nothing orphaned"

@@ -365,10 +365,12 @@ class Coordinator:
     def complete(self, job: LeasedJob, *, metrics: Mapping[str, float] | None = None,
                  metrics_json: str | Mapping = "", design_id: str = "", wall_seconds: float = 0.0,
                  tokens_trained: int = 0, log_tail: str = "", lease_next: bool = False,
-                 stderr: Mapping[str, float] | None = None) -> scheduler_pb2.CompleteJobResponse:
+                 stderr: Mapping[str, float] | None = None, next_kinds: Iterable[str] = (),
+                 next_experiment: str = "") -> scheduler_pb2.CompleteJobResponse:
         """Report success (idempotent: a retry returns already_completed=True). With
-        `lease_next`, the response may carry the next job (see `next_leased`). `stderr`:
-        the standard error of each metric (same keys)."""
+        `lease_next`, the response may carry the next job (see `next_leased`), of
+        `next_kinds` / `next_experiment` as for lease_job. `stderr`: the standard error of
+        each metric (same keys)."""
         if not isinstance(metrics_json, str):
             metrics_json = json.dumps(metrics_json)
         result = job_pb2.JobResult(metrics=dict(metrics or {}), metrics_json=metrics_json,
@@ -377,7 +379,9 @@ class Coordinator:
                                    stderr=dict(stderr or {}))
         req = scheduler_pb2.CompleteJobRequest(job_id=job.id, fencing_token=job.fencing_token,
                                                worker_id=self.worker_id, result=result,
-                                               lease_next=lease_next)
+                                               lease_next=lease_next,
+                                               next_kinds=[KINDS[k] for k in next_kinds],
+                                               next_experiment=next_experiment)
         return self._call(self.scheduler.CompleteJob, req)
 
     @staticmethod

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14genesys/v1/job.proto\x12\ngenesys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\x05Lease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\xc7\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12!\n\x04kind\x18\x03 \x01(\x0e\x32\x13.genesys.v1.JobKind\x12#\n\x05state\x18\x04 \x01(\x0e\x32\x14.genesys.v1.JobState\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12\x11\n\tworker_id\x18\x08 \x01(\t\x12\x15\n\rfencing_token\x18\t \x01(\x04\x12\x32\n\x0elease_deadline\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdesign_id\x18\r \x01(\t\x12\x0c\n\x04rung\x18\x0e \x01(\t\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x13\n\x0bresult_json\x18\x10 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x11 \x01(\x08\"\x91\x01\n\rProgressEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x14\n\x0cmetrics_json\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x02\n\tJobResult\x12\x33\n\x07metrics\x18\x01 \x03(\x0b\x32\".genesys.v1.JobResult.MetricsEntry\x12\x14\n\x0cmetrics_json\x18\x02 \x01(\t\x12\x11\n\tdesign_id\x18\x03 \x01(\t\x12\x14\n\x0cwall_seconds\x18\x04 \x01(\x01\x12\x16\n\x0etokens_trained\x18\x05 \x01(\x03\x12\x10\n\x08log_tail\x18\x06 \x01(\t\x12\x31\n\x06stderr\x18\x07 \x03(\x0b\x32!.genesys.v1.JobResult.StderrEntry\x12\x13\n\x0b\x66ingerprint\x18\x08 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bStderrEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\":\n\x06\x44\x65vice\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\"\x98\x02\n\x12WorkerCapabilities\x12%\n\x05roles\x18\x01 \x03(\x0e\x32\x16.genesys.v1.WorkerRole\x12#\n\x07\x64\x65vices\x18\x02 \x03(\x0b\x32\x12.genesys.v1.Device\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x11\n\tcpu_count\x18\x04 \x01(\x05\x12\x13\n\x0b\x65xperiments\x18\x05 \x03(\t\x12\r\n\x05rungs\x18\x06 \x03(\t\x12:\n\x06labels\x18\x07 \x03(\x0b\x32*.genesys.v1.WorkerCapabilities.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1e.genesys.v1.WorkerCapabilities\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.genesys.v1.WorkerState\x12\x31\n\rregistered_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_heartbeat\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07job_ids\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\r\n\x05owner\x18\t \x01(\t*M\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fJOB_KIND_DESIGN\x10\x01\x12\x13\n\x0fJOB_KIND_VERIFY\x10\x02*\x99\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x14\n\x10JOB_STATE_LEASED\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*Y\n\nWorkerRole\x12\x1b\n\x17WORKER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12WORKER_ROLE_DESIGN\x10\x01\x12\x16\n\x12WORKER_ROLE_VERIFY\x10\x02*\x8c\x01\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12WORKER_STATE_ALIVE\x10\x01\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x02\x12\x15\n\x11WORKER_STATE_DEAD\x10\x03\x12\x15\n\x11WORKER_STATE_GONE\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14genesys/v1/job.proto\x12\ngenesys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\x05Lease\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\xdc\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12!\n\x04kind\x18\x03 \x01(\x0e\x32\x13.genesys.v1.JobKind\x12#\n\x05state\x18\x04 \x01(\x0e\x32\x14.genesys.v1.JobState\x12\x14\n\x0cpayload_json\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12\x11\n\tworker_id\x18\x08 \x01(\t\x12\x15\n\rfencing_token\x18\t \x01(\x04\x12\x32\n\x0elease_deadline\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdesign_id\x18\r \x01(\t\x12\x0c\n\x04rung\x18\x0e \x01(\t\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x13\n\x0bresult_json\x18\x10 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x11 \x01(\x08\x12\x13\n\x0bnext_job_id\x18\x12 \x01(\t\"\x91\x01\n\rProgressEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08\x66raction\x18\x02 \x01(\x01\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x14\n\x0cmetrics_json\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x02\n\tJobResult\x12\x33\n\x07metrics\x18\x01 \x03(\x0b\x32\".genesys.v1.JobResult.MetricsEntry\x12\x14\n\x0cmetrics_json\x18\x02 \x01(\t\x12\x11\n\tdesign_id\x18\x03 \x01(\t\x12\x14\n\x0cwall_seconds\x18\x04 \x01(\x01\x12\x16\n\x0etokens_trained\x18\x05 \x01(\x03\x12\x10\n\x08log_tail\x18\x06 \x01(\t\x12\x31\n\x06stderr\x18\x07 \x03(\x0b\x32!.genesys.v1.JobResult.StderrEntry\x12\x13\n\x0b\x66ingerprint\x18\x08 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0bStderrEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\":\n\x06\x44\x65vice\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\"\x98\x02\n\x12WorkerCapabilities\x12%\n\x05roles\x18\x01 \x03(\x0e\x32\x16.genesys.v1.WorkerRole\x12#\n\x07\x64\x65vices\x18\x02 \x03(\x0b\x32\x12.genesys.v1.Device\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\x11\n\tcpu_count\x18\x04 \x01(\x05\x12\x13\n\x0b\x65xperiments\x18\x05 \x03(\t\x12\r\n\x05rungs\x18\x06 \x03(\t\x12:\n\x06labels\x18\x07 \x03(\x0b\x32*.genesys.v1.WorkerCapabilities.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x98\x02\n\x06Worker\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x03 \x01(\x0b\x32\x1e.genesys.v1.WorkerCapabilities\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.genesys.v1.WorkerState\x12\x31\n\rregistered_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_heartbeat\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07job_ids\x18\x07 \x03(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\r\n\x05owner\x18\t \x01(\t*M\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fJOB_KIND_DESIGN\x10\x01\x12\x13\n\x0fJOB_KIND_VERIFY\x10\x02*\x99\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x14\n\x10JOB_STATE_LEASED\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*Y\n\nWorkerRole\x12\x1b\n\x17WORKER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12WORKER_ROLE_DESIGN\x10\x01\x12\x16\n\x12WORKER_ROLE_VERIFY\x10\x02*\x8c\x01\n\x0bWorkerState\x12\x1c\n\x18WORKER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12WORKER_STATE_ALIVE\x10\x01\x12\x19\n\x15WORKER_STATE_DRAINING\x10\x02\x12\x15\n\x11WORKER_STATE_DEAD\x10\x03\x12\x15\n\x11WORKER_STATE_GONE\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,32 +38,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBRESULT_STDERRENTRY']._serialized_options = b'8\001'
   _globals['_WORKERCAPABILITIES_LABELSENTRY']._loaded_options = None
   _globals['_WORKERCAPABILITIES_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBKIND']._serialized_start=1777
-  _globals['_JOBKIND']._serialized_end=1854
-  _globals['_JOBSTATE']._serialized_start=1857
-  _globals['_JOBSTATE']._serialized_end=2010
-  _globals['_WORKERROLE']._serialized_start=2012
-  _globals['_WORKERROLE']._serialized_end=2101
-  _globals['_WORKERSTATE']._serialized_start=2104
-  _globals['_WORKERSTATE']._serialized_end=2244
+  _globals['_JOBKIND']._serialized_start=1798
+  _globals['_JOBKIND']._serialized_end=1875
+  _globals['_JOBSTATE']._serialized_start=1878
+  _globals['_JOBSTATE']._serialized_end=2031
+  _globals['_WORKERROLE']._serialized_start=2033
+  _globals['_WORKERROLE']._serialized_end=2122
+  _globals['_WORKERSTATE']._serialized_start=2125
+  _globals['_WORKERSTATE']._serialized_end=2265
   _globals['_LEASE']._serialized_start=70
   _globals['_LEASE']._serialized_end=204
   _globals['_JOB']._serialized_start=207
-  _globals['_JOB']._serialized_end=662
-  _globals['_PROGRESSEVENT']._serialized_start=665
-  _globals['_PROGRESSEVENT']._serialized_end=810
-  _globals['_JOBRESULT']._serialized_start=813
-  _globals['_JOBRESULT']._serialized_end=1149
-  _globals['_JOBRESULT_METRICSENTRY']._serialized_start=1056
-  _globals['_JOBRESULT_METRICSENTRY']._serialized_end=1102
-  _globals['_JOBRESULT_STDERRENTRY']._serialized_start=1104
-  _globals['_JOBRESULT_STDERRENTRY']._serialized_end=1149
-  _globals['_DEVICE']._serialized_start=1151
-  _globals['_DEVICE']._serialized_end=1209
-  _globals['_WORKERCAPABILITIES']._serialized_start=1212
-  _globals['_WORKERCAPABILITIES']._serialized_end=1492
-  _globals['_WORKERCAPABILITIES_LABELSENTRY']._serialized_start=1447
-  _globals['_WORKERCAPABILITIES_LABELSENTRY']._serialized_end=1492
-  _globals['_WORKER']._serialized_start=1495
-  _globals['_WORKER']._serialized_end=1775
+  _globals['_JOB']._serialized_end=683
+  _globals['_PROGRESSEVENT']._serialized_start=686
+  _globals['_PROGRESSEVENT']._serialized_end=831
+  _globals['_JOBRESULT']._serialized_start=834
+  _globals['_JOBRESULT']._serialized_end=1170
+  _globals['_JOBRESULT_METRICSENTRY']._serialized_start=1077
+  _globals['_JOBRESULT_METRICSENTRY']._serialized_end=1123
+  _globals['_JOBRESULT_STDERRENTRY']._serialized_start=1125
+  _globals['_JOBRESULT_STDERRENTRY']._serialized_end=1170
+  _globals['_DEVICE']._serialized_start=1172
+  _globals['_DEVICE']._serialized_end=1230
+  _globals['_WORKERCAPABILITIES']._serialized_start=1233
+  _globals['_WORKERCAPABILITIES']._serialized_end=1513
+  _globals['_WORKERCAPABILITIES_LABELSENTRY']._serialized_start=1468
+  _globals['_WORKERCAPABILITIES_LABELSENTRY']._serialized_end=1513
+  _globals['_WORKER']._serialized_start=1516
+  _globals['_WORKER']._serialized_end=1796
 # @@protoc_insertion_point(module_scope)

@@ -71,7 +71,7 @@ class Lease(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lease_seconds: _Optional[int] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "experiment", "kind", "state", "payload_json", "attempt", "max_attempts", "worker_id", "fencing_token", "lease_deadline", "created_at", "updated_at", "design_id", "rung", "error", "result_json", "cancel_requested")
+    __slots__ = ("id", "experiment", "kind", "state", "payload_json", "attempt", "max_attempts", "worker_id", "fencing_token", "lease_deadline", "created_at", "updated_at", "design_id", "rung", "error", "result_json", "cancel_requested", "next_job_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Job(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     experiment: str
     kind: JobKind
@@ -106,7 +107,8 @@ class Job(_message.Message):
     error: str
     result_json: str
     cancel_requested: bool
-    def __init__(self, id: _Optional[str] = ..., experiment: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., payload_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., lease_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., design_id: _Optional[str] = ..., rung: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., cancel_requested: _Optional[bool] = ...) -> None: ...
+    next_job_id: str
+    def __init__(self, id: _Optional[str] = ..., experiment: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., state: _Optional[_Union[JobState, str]] = ..., payload_json: _Optional[str] = ..., attempt: _Optional[int] = ..., max_attempts: _Optional[int] = ..., worker_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., lease_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., design_id: _Optional[str] = ..., rung: _Optional[str] = ..., error: _Optional[str] = ..., result_json: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., next_job_id: _Optional[str] = ...) -> None: ...
 
 class ProgressEvent(_message.Message):
     __slots__ = ("job_id", "fraction", "stage", "message", "metrics_json", "time")

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from genesys.v1 import job_pb2 as genesys_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agenesys/v1/scheduler.proto\x12\ngenesys.v1\x1a\x14genesys/v1/job.proto\"\x7f\n\x15RegisterWorkerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x01(\x0b\x32\x1e.genesys.v1.WorkerCapabilities\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\"n\n\x16RegisterWorkerResponse\x12\"\n\x06worker\x18\x01 \x01(\x0b\x32\x12.genesys.v1.Worker\x12\x19\n\x11heartbeat_seconds\x18\x02 \x01(\x05\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"1\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\"]\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12$\n\x06leases\x18\x02 \x03(\x0b\x32\x14.genesys.v1.LeaseRef\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"\x8f\x01\n\x11HeartbeatResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.genesys.v1.WorkerState\x12!\n\x06leases\x18\x02 \x03(\x0b\x32\x11.genesys.v1.Lease\x12\x19\n\x11\x63\x61ncelled_job_ids\x18\x03 \x03(\t\x12\x14\n\x0clost_job_ids\x18\x04 \x03(\t\"r\n\x0fLeaseJobRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\"\n\x05kinds\x18\x02 \x03(\x0e\x32\x13.genesys.v1.JobKind\x12\x12\n\nexperiment\x18\x03 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x04 \x01(\x01\"R\n\x10LeaseJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\x12 \n\x05lease\x18\x02 \x01(\x0b\x32\x11.genesys.v1.Lease\"M\n\x11RenewLeaseRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\"P\n\x12RenewLeaseResponse\x12 \n\x05lease\x18\x01 \x01(\x0b\x32\x11.genesys.v1.Lease\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x15ReportProgressRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12+\n\x08progress\x18\x03 \x01(\x0b\x32\x19.genesys.v1.ProgressEvent\"2\n\x16ReportProgressResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x01(\x08\"\x89\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.genesys.v1.JobResult\x12\x12\n\nlease_next\x18\x05 \x01(\x08\"\x98\x01\n\x13\x43ompleteJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\x12\x19\n\x11\x61lready_completed\x18\x02 \x01(\x08\x12!\n\x08next_job\x18\x03 \x01(\x0b\x32\x0f.genesys.v1.Job\x12%\n\nnext_lease\x18\x04 \x01(\x0b\x32\x11.genesys.v1.Lease\"\xa8\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12%\n\x04kind\x18\x06 \x01(\x0e\x32\x17.genesys.v1.FailureKind\x12\x13\n\x0bresult_json\x18\x07 \x01(\t\"/\n\x0f\x46\x61ilJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"]\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"2\n\x12ReleaseJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"\x8f\x01\n\x0fListJobsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.genesys.v1.JobState\x12!\n\x04kind\x18\x03 \x01(\x0e\x32\x13.genesys.v1.JobKind\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\"1\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.genesys.v1.Job\"9\n\x12ListWorkersRequest\x12\x14\n\x0cinclude_dead\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\":\n\x13ListWorkersResponse\x12#\n\x07workers\x18\x01 \x03(\x0b\x32\x12.genesys.v1.Worker\",\n\x17\x44\x65registerWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\">\n\x18\x44\x65registerWorkerResponse\x12\"\n\x06worker\x18\x01 \x01(\x0b\x32\x12.genesys.v1.Worker\"P\n\x18\x45nqueueDesignJobsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x11\n\toperation\x18\x03 \x01(\t\":\n\x19\x45nqueueDesignJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.genesys.v1.Job*e\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46\x41ILURE_KIND_DESIGN\x10\x01\x12\x1f\n\x1b\x46\x41ILURE_KIND_INFRASTRUCTURE\x10\x02\x32\xe6\x08\n\x10SchedulerService\x12W\n\x0eRegisterWorker\x12!.genesys.v1.RegisterWorkerRequest\x1a\".genesys.v1.RegisterWorkerResponse\x12H\n\tHeartbeat\x12\x1c.genesys.v1.HeartbeatRequest\x1a\x1d.genesys.v1.HeartbeatResponse\x12\x45\n\x08LeaseJob\x12\x1b.genesys.v1.LeaseJobRequest\x1a\x1c.genesys.v1.LeaseJobResponse\x12K\n\nRenewLease\x12\x1d.genesys.v1.RenewLeaseRequest\x1a\x1e.genesys.v1.RenewLeaseResponse\x12W\n\x0eReportProgress\x12!.genesys.v1.ReportProgressRequest\x1a\".genesys.v1.ReportProgressResponse\x12N\n\x0b\x43ompleteJob\x12\x1e.genesys.v1.CompleteJobRequest\x1a\x1f.genesys.v1.CompleteJobResponse\x12\x42\n\x07\x46\x61ilJob\x12\x1a.genesys.v1.FailJobRequest\x1a\x1b.genesys.v1.FailJobResponse\x12K\n\nReleaseJob\x12\x1d.genesys.v1.ReleaseJobRequest\x1a\x1e.genesys.v1.ReleaseJobResponse\x12H\n\tCancelJob\x12\x1c.genesys.v1.CancelJobRequest\x1a\x1d.genesys.v1.CancelJobResponse\x12?\n\x06GetJob\x12\x19.genesys.v1.GetJobRequest\x1a\x1a.genesys.v1.GetJobResponse\x12\x45\n\x08ListJobs\x12\x1b.genesys.v1.ListJobsRequest\x1a\x1c.genesys.v1.ListJobsResponse\x12N\n\x0bListWorkers\x12\x1e.genesys.v1.ListWorkersRequest\x1a\x1f.genesys.v1.ListWorkersResponse\x12]\n\x10\x44\x65registerWorker\x12#.genesys.v1.DeregisterWorkerRequest\x1a$.genesys.v1.DeregisterWorkerResponse\x12`\n\x11\x45nqueueDesignJobs\x12$.genesys.v1.EnqueueDesignJobsRequest\x1a%.genesys.v1.EnqueueDesignJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agenesys/v1/scheduler.proto\x12\ngenesys.v1\x1a\x14genesys/v1/job.proto\"\x7f\n\x15RegisterWorkerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x0c\x63\x61pabilities\x18\x02 \x01(\x0b\x32\x1e.genesys.v1.WorkerCapabilities\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x11\n\tworker_id\x18\x04 \x01(\t\"n\n\x16RegisterWorkerResponse\x12\"\n\x06worker\x18\x01 \x01(\x0b\x32\x12.genesys.v1.Worker\x12\x19\n\x11heartbeat_seconds\x18\x02 \x01(\x05\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"1\n\x08LeaseRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\"]\n\x10HeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12$\n\x06leases\x18\x02 \x03(\x0b\x32\x14.genesys.v1.LeaseRef\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"\x8f\x01\n\x11HeartbeatResponse\x12&\n\x05state\x18\x01 \x01(\x0e\x32\x17.genesys.v1.WorkerState\x12!\n\x06leases\x18\x02 \x03(\x0b\x32\x11.genesys.v1.Lease\x12\x19\n\x11\x63\x61ncelled_job_ids\x18\x03 \x03(\t\x12\x14\n\x0clost_job_ids\x18\x04 \x03(\t\"r\n\x0fLeaseJobRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\"\n\x05kinds\x18\x02 \x03(\x0e\x32\x13.genesys.v1.JobKind\x12\x12\n\nexperiment\x18\x03 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x04 \x01(\x01\"R\n\x10LeaseJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\x12 \n\x05lease\x18\x02 \x01(\x0b\x32\x11.genesys.v1.Lease\"M\n\x11RenewLeaseRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\"P\n\x12RenewLeaseResponse\x12 \n\x05lease\x18\x01 \x01(\x0b\x32\x11.genesys.v1.Lease\x12\x18\n\x10\x63\x61ncel_requested\x18\x02 \x01(\x08\"n\n\x15ReportProgressRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12+\n\x08progress\x18\x03 \x01(\x0b\x32\x19.genesys.v1.ProgressEvent\"2\n\x16ReportProgressResponse\x12\x18\n\x10\x63\x61ncel_requested\x18\x01 \x01(\x08\"\xcb\x01\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.genesys.v1.JobResult\x12\x12\n\nlease_next\x18\x05 \x01(\x08\x12\'\n\nnext_kinds\x18\x06 \x03(\x0e\x32\x13.genesys.v1.JobKind\x12\x17\n\x0fnext_experiment\x18\x07 \x01(\t\"\x98\x01\n\x13\x43ompleteJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\x12\x19\n\x11\x61lready_completed\x18\x02 \x01(\x08\x12!\n\x08next_job\x18\x03 \x01(\x0b\x32\x0f.genesys.v1.Job\x12%\n\nnext_lease\x18\x04 \x01(\x0b\x32\x11.genesys.v1.Lease\"\xa8\x01\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tretryable\x18\x05 \x01(\x08\x12%\n\x04kind\x18\x06 \x01(\x0e\x32\x17.genesys.v1.FailureKind\x12\x13\n\x0bresult_json\x18\x07 \x01(\t\"/\n\x0f\x46\x61ilJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"]\n\x11ReleaseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rfencing_token\x18\x02 \x01(\x04\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"2\n\x12ReleaseJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"2\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"1\n\x11\x43\x61ncelJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\".\n\x0eGetJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.genesys.v1.Job\"\x8f\x01\n\x0fListJobsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.genesys.v1.JobState\x12!\n\x04kind\x18\x03 \x01(\x0e\x32\x13.genesys.v1.JobKind\x12\x11\n\tworker_id\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x05\"1\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.genesys.v1.Job\"9\n\x12ListWorkersRequest\x12\x14\n\x0cinclude_dead\x18\x01 \x01(\x08\x12\r\n\x05limit\x18\x02 \x01(\x05\":\n\x13ListWorkersResponse\x12#\n\x07workers\x18\x01 \x03(\x0b\x32\x12.genesys.v1.Worker\",\n\x17\x44\x65registerWorkerRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\">\n\x18\x44\x65registerWorkerResponse\x12\"\n\x06worker\x18\x01 \x01(\x0b\x32\x12.genesys.v1.Worker\"P\n\x18\x45nqueueDesignJobsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x11\n\toperation\x18\x03 \x01(\t\":\n\x19\x45nqueueDesignJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.genesys.v1.Job*e\n\x0b\x46\x61ilureKind\x12\x1c\n\x18\x46\x41ILURE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46\x41ILURE_KIND_DESIGN\x10\x01\x12\x1f\n\x1b\x46\x41ILURE_KIND_INFRASTRUCTURE\x10\x02\x32\xe6\x08\n\x10SchedulerService\x12W\n\x0eRegisterWorker\x12!.genesys.v1.RegisterWorkerRequest\x1a\".genesys.v1.RegisterWorkerResponse\x12H\n\tHeartbeat\x12\x1c.genesys.v1.HeartbeatRequest\x1a\x1d.genesys.v1.HeartbeatResponse\x12\x45\n\x08LeaseJob\x12\x1b.genesys.v1.LeaseJobRequest\x1a\x1c.genesys.v1.LeaseJobResponse\x12K\n\nRenewLease\x12\x1d.genesys.v1.RenewLeaseRequest\x1a\x1e.genesys.v1.RenewLeaseResponse\x12W\n\x0eReportProgress\x12!.genesys.v1.ReportProgressRequest\x1a\".genesys.v1.ReportProgressResponse\x12N\n\x0b\x43ompleteJob\x12\x1e.genesys.v1.CompleteJobRequest\x1a\x1f.genesys.v1.CompleteJobResponse\x12\x42\n\x07\x46\x61ilJob\x12\x1a.genesys.v1.FailJobRequest\x1a\x1b.genesys.v1.FailJobResponse\x12K\n\nReleaseJob\x12\x1d.genesys.v1.ReleaseJobRequest\x1a\x1e.genesys.v1.ReleaseJobResponse\x12H\n\tCancelJob\x12\x1c.genesys.v1.CancelJobRequest\x1a\x1d.genesys.v1.CancelJobResponse\x12?\n\x06GetJob\x12\x19.genesys.v1.GetJobRequest\x1a\x1a.genesys.v1.GetJobResponse\x12\x45\n\x08ListJobs\x12\x1b.genesys.v1.ListJobsRequest\x1a\x1c.genesys.v1.ListJobsResponse\x12N\n\x0bListWorkers\x12\x1e.genesys.v1.ListWorkersRequest\x1a\x1f.genesys.v1.ListWorkersResponse\x12]\n\x10\x44\x65registerWorker\x12#.genesys.v1.DeregisterWorkerRequest\x1a$.genesys.v1.DeregisterWorkerResponse\x12`\n\x11\x45nqueueDesignJobs\x12$.genesys.v1.EnqueueDesignJobsRequest\x1a%.genesys.v1.EnqueueDesignJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genesys.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAILUREKIND']._serialized_start=2536
-  _globals['_FAILUREKIND']._serialized_end=2637
+  _globals['_FAILUREKIND']._serialized_start=2602
+  _globals['_FAILUREKIND']._serialized_end=2703
   _globals['_REGISTERWORKERREQUEST']._serialized_start=64
   _globals['_REGISTERWORKERREQUEST']._serialized_end=191
   _globals['_REGISTERWORKERRESPONSE']._serialized_start=193
@@ -57,41 +57,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1070
   _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1120
   _globals['_COMPLETEJOBREQUEST']._serialized_start=1123
-  _globals['_COMPLETEJOBREQUEST']._serialized_end=1260
-  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1263
-  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1415
-  _globals['_FAILJOBREQUEST']._serialized_start=1418
-  _globals['_FAILJOBREQUEST']._serialized_end=1586
-  _globals['_FAILJOBRESPONSE']._serialized_start=1588
-  _globals['_FAILJOBRESPONSE']._serialized_end=1635
-  _globals['_RELEASEJOBREQUEST']._serialized_start=1637
-  _globals['_RELEASEJOBREQUEST']._serialized_end=1730
-  _globals['_RELEASEJOBRESPONSE']._serialized_start=1732
-  _globals['_RELEASEJOBRESPONSE']._serialized_end=1782
-  _globals['_CANCELJOBREQUEST']._serialized_start=1784
-  _globals['_CANCELJOBREQUEST']._serialized_end=1834
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1836
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1885
-  _globals['_GETJOBREQUEST']._serialized_start=1887
-  _globals['_GETJOBREQUEST']._serialized_end=1918
-  _globals['_GETJOBRESPONSE']._serialized_start=1920
-  _globals['_GETJOBRESPONSE']._serialized_end=1966
-  _globals['_LISTJOBSREQUEST']._serialized_start=1969
-  _globals['_LISTJOBSREQUEST']._serialized_end=2112
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2114
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2163
-  _globals['_LISTWORKERSREQUEST']._serialized_start=2165
-  _globals['_LISTWORKERSREQUEST']._serialized_end=2222
-  _globals['_LISTWORKERSRESPONSE']._serialized_start=2224
-  _globals['_LISTWORKERSRESPONSE']._serialized_end=2282
-  _globals['_DEREGISTERWORKERREQUEST']._serialized_start=2284
-  _globals['_DEREGISTERWORKERREQUEST']._serialized_end=2328
-  _globals['_DEREGISTERWORKERRESPONSE']._serialized_start=2330
-  _globals['_DEREGISTERWORKERRESPONSE']._serialized_end=2392
-  _globals['_ENQUEUEDESIGNJOBSREQUEST']._serialized_start=2394
-  _globals['_ENQUEUEDESIGNJOBSREQUEST']._serialized_end=2474
-  _globals['_ENQUEUEDESIGNJOBSRESPONSE']._serialized_start=2476
-  _globals['_ENQUEUEDESIGNJOBSRESPONSE']._serialized_end=2534
-  _globals['_SCHEDULERSERVICE']._serialized_start=2640
-  _globals['_SCHEDULERSERVICE']._serialized_end=3766
+  _globals['_COMPLETEJOBREQUEST']._serialized_end=1326
+  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1329
+  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1481
+  _globals['_FAILJOBREQUEST']._serialized_start=1484
+  _globals['_FAILJOBREQUEST']._serialized_end=1652
+  _globals['_FAILJOBRESPONSE']._serialized_start=1654
+  _globals['_FAILJOBRESPONSE']._serialized_end=1701
+  _globals['_RELEASEJOBREQUEST']._serialized_start=1703
+  _globals['_RELEASEJOBREQUEST']._serialized_end=1796
+  _globals['_RELEASEJOBRESPONSE']._serialized_start=1798
+  _globals['_RELEASEJOBRESPONSE']._serialized_end=1848
+  _globals['_CANCELJOBREQUEST']._serialized_start=1850
+  _globals['_CANCELJOBREQUEST']._serialized_end=1900
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1902
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1951
+  _globals['_GETJOBREQUEST']._serialized_start=1953
+  _globals['_GETJOBREQUEST']._serialized_end=1984
+  _globals['_GETJOBRESPONSE']._serialized_start=1986
+  _globals['_GETJOBRESPONSE']._serialized_end=2032
+  _globals['_LISTJOBSREQUEST']._serialized_start=2035
+  _globals['_LISTJOBSREQUEST']._serialized_end=2178
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2180
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2229
+  _globals['_LISTWORKERSREQUEST']._serialized_start=2231
+  _globals['_LISTWORKERSREQUEST']._serialized_end=2288
+  _globals['_LISTWORKERSRESPONSE']._serialized_start=2290
+  _globals['_LISTWORKERSRESPONSE']._serialized_end=2348
+  _globals['_DEREGISTERWORKERREQUEST']._serialized_start=2350
+  _globals['_DEREGISTERWORKERREQUEST']._serialized_end=2394
+  _globals['_DEREGISTERWORKERRESPONSE']._serialized_start=2396
+  _globals['_DEREGISTERWORKERRESPONSE']._serialized_end=2458
+  _globals['_ENQUEUEDESIGNJOBSREQUEST']._serialized_start=2460
+  _globals['_ENQUEUEDESIGNJOBSREQUEST']._serialized_end=2540
+  _globals['_ENQUEUEDESIGNJOBSRESPONSE']._serialized_start=2542
+  _globals['_ENQUEUEDESIGNJOBSRESPONSE']._serialized_end=2600
+  _globals['_SCHEDULERSERVICE']._serialized_start=2706
+  _globals['_SCHEDULERSERVICE']._serialized_end=3832
 # @@protoc_insertion_point(module_scope)

@@ -124,18 +124,22 @@ class ReportProgressResponse(_message.Message):
     def __init__(self, cancel_requested: _Optional[bool] = ...) -> None: ...
 
 class CompleteJobRequest(_message.Message):
-    __slots__ = ("job_id", "fencing_token", "worker_id", "result", "lease_next")
+    __slots__ = ("job_id", "fencing_token", "worker_id", "result", "lease_next", "next_kinds", "next_experiment")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FENCING_TOKEN_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     LEASE_NEXT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_KINDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     fencing_token: int
     worker_id: str
     result: _job_pb2.JobResult
     lease_next: bool
-    def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., worker_id: _Optional[str] = ..., result: _Optional[_Union[_job_pb2.JobResult, _Mapping]] = ..., lease_next: _Optional[bool] = ...) -> None: ...
+    next_kinds: _containers.RepeatedScalarFieldContainer[_job_pb2.JobKind]
+    next_experiment: str
+    def __init__(self, job_id: _Optional[str] = ..., fencing_token: _Optional[int] = ..., worker_id: _Optional[str] = ..., result: _Optional[_Union[_job_pb2.JobResult, _Mapping]] = ..., lease_next: _Optional[bool] = ..., next_kinds: _Optional[_Iterable[_Union[_job_pb2.JobKind, str]]] = ..., next_experiment: _Optional[str] = ...) -> None: ...
 
 class CompleteJobResponse(_message.Message):
     __slots__ = ("job", "already_completed", "next_job", "next_lease")
