@@ -10,8 +10,8 @@ import pytest
 from genesys.client import Coordinator, CoordinatorError
 from genesys.design import load_design
 from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from google.protobuf import descriptor_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 
