@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from genesys.client.coordinator import Coordinator, CoordinatorError
+from genesys.client.llm import LLM
 from genesys.v1 import auth_pb2
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -68,9 +69,9 @@ def templates() -> Jinja2Templates:
 
 
 def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
-               hub: EventHub | None = None) -> Starlette:
+               hub: EventHub | None = None, gateway: LLM | None = None) -> Starlette:
     """`client` reads for every page; `admin_client(token)` opens a connection with the
-    browser's admin token for one action."""
+    browser's admin token for one action; `gateway`, when given, adds its LLM usage."""
     pages = templates()
     hub = hub or EventHub(client)
 
@@ -107,7 +108,7 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
         ("/e/{name}/lineage", "lineage.html",
          lambda r: {"experiment": views.experiment_row(client.get_experiment(name(r)))}),
         ("/e/{name}/jobs", "jobs.html", lambda r: views.jobs_view(client, name(r))),
-        ("/e/{name}/budget", "budget.html", lambda r: budget_and_usage(client, name(r))),
+        ("/e/{name}/budget", "budget.html", lambda r: budget_and_usage(client, gateway, name(r))),
         ("/d/{design_id}", "design.html",
          lambda r: views.design_detail(client, r.path_params["design_id"])),
     ]
@@ -224,9 +225,10 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
                                          HTTPException: http_error, Exception: server_error})
 
 
-def budget_and_usage(client: Coordinator, experiment: str) -> dict[str, Any]:
+def budget_and_usage(client: Coordinator, gateway: LLM | None, experiment: str) -> dict[str, Any]:
     return {**views.budget_view(client, experiment),
-            "usage": views.llm_usage(views.all_designs(client, experiment, full=True))}
+            "usage": views.llm_usage(views.all_designs(client, experiment, full=True)),
+            "gateway": views.gateway_usage(gateway, experiment)}
 
 
 def run_admin(admin_client: Callable[[str], Coordinator], token: str, action: str, target: str,

@@ -3,7 +3,8 @@
 The connection settings are those of every coordinator command: --coordinator (alias
 --address, env GENESYS_COORDINATOR), --token (GENESYS_TOKEN), --config (GENESYS_CONFIG), and
 the client config's token_file / tls / ca_cert / client_cert / client_key (GENESYS_TOKEN_FILE,
-GENESYS_CA_CERT ...). Once listening it prints `genesys-ui ready url=http://HOST:PORT/`.
+GENESYS_CA_CERT ...). With --gateway the budget page adds the gateway's LLM usage.
+Once listening it prints `genesys-ui ready url=http://HOST:PORT/`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
               help="Bearer token for reads (env GENESYS_TOKEN; a submitter token is enough).")
 @click.option("--config", "config_path", envvar="GENESYS_CONFIG", default=None,
               type=click.Path(dir_okay=False), help="Client config TOML (env GENESYS_CONFIG).")
-def ui_cmd(address: str | None, listen: str, token: str | None, config_path: str | None) -> None:
+@click.option("--gateway", envvar="GENESYS_LLM_ADDRESS", default=None,
+              help="LLM gateway host:port whose token accounting the budget page shows "
+                   "(env GENESYS_LLM_ADDRESS; token: GENESYS_LLM_TOKEN).")
+def ui_cmd(address: str | None, listen: str, token: str | None, config_path: str | None,
+           gateway: str | None) -> None:
     """Serve the live web dashboard of the coordinator's experiments."""
     try:
         import uvicorn
@@ -42,6 +47,7 @@ def ui_cmd(address: str | None, listen: str, token: str | None, config_path: str
         raise click.ClickException(f"the dashboard needs its extra: pip install 'genesys[dashboard]' "
                                    f"({e})") from None
     from genesys.client.coordinator import Coordinator, client_config
+    from genesys.client.llm import LLM
     from genesys.config import ConfigError
 
     host, port = parse_listen(listen)
@@ -63,7 +69,8 @@ def ui_cmd(address: str | None, listen: str, token: str | None, config_path: str
         raise click.ClickException(f"cannot listen on {listen}: {e.strerror}") from None
     sock.listen(1024)  # connections wait in the backlog until uvicorn accepts them
     bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(client, admin_client), log_level="warning",
+    llm = LLM(gateway) if gateway else None
+    server = uvicorn.Server(uvicorn.Config(create_app(client, admin_client, gateway=llm), log_level="warning",
                                            timeout_graceful_shutdown=3))
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"{READY}http://{shown}:{bound_port}/ coordinator={client.address}")
@@ -71,3 +78,5 @@ def ui_cmd(address: str | None, listen: str, token: str | None, config_path: str
         server.run(sockets=[sock])
     finally:
         client.close()
+        if llm is not None:
+            llm.close()

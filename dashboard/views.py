@@ -12,6 +12,7 @@ from typing import Any
 from genesys import report_stats
 from genesys.cli.coordinator_opts import enum_name
 from genesys.client.coordinator import Coordinator
+from genesys.client.llm import LLM, LLMError
 from genesys.report import QUADRANT_COLORS, layers, to_node
 from genesys.v1 import budget_pb2, design_pb2, experiment_pb2, job_pb2
 from google.protobuf.json_format import MessageToDict
@@ -425,3 +426,19 @@ def llm_usage(designs: Iterable[design_pb2.Design]) -> dict[str, Any]:
     return {"roles": {k: dict(v) for k, v in sorted(per_role.items())},
             "models": {k: dict(v) for k, v in sorted(per_model.items())},
             "designs": per_design}
+
+
+def gateway_usage(llm: LLM | None, experiment: str) -> dict[str, Any] | None:
+    """The LLM gateway's token accounting for the experiment, per caller and model (None
+    when no gateway is configured; an unreachable one is said, not raised)."""
+    if llm is None:
+        return None
+    try:
+        records = llm.usage(experiment=experiment, timeout=10)
+    except LLMError as e:
+        return {"address": llm.address, "records": [],
+                "error": f"the gateway at {llm.address} did not answer: {e.code.name} {e}"}
+    return {"address": llm.address, "error": "", "records": [
+        {"caller": r.caller, "model": r.model, "requests": r.requests, "errors": r.errors,
+         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens}
+        for r in sorted(records, key=lambda r: (r.caller, r.model))]}

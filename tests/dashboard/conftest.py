@@ -131,12 +131,12 @@ def world(tmp_path_factory):
 class UiProcess:
     """`genesys ui` on a free port, stopped at the end."""
 
-    def __init__(self, address: str, token: str, log: Path):
+    def __init__(self, address: str, token: str, log: Path, *args: str):
         env = dict(os.environ, GENESYS_TOKEN=token, GENESYS_COORDINATOR=address)
         env.pop("GENESYS_CONFIG", None)
         self.log = log
         with open(log, "ab") as err:
-            self.proc = subprocess.Popen([*CLI, "ui", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen([*CLI, "ui", "--listen", "127.0.0.1:0", *args], stdout=subprocess.PIPE,
                                          stderr=err, text=True, env=env)
         line = self.proc.stdout.readline()
         if not line.startswith(READY):
