@@ -169,6 +169,19 @@ class JobRun:
             readable_dirs=(self.settings.data_dir, str(AGENT_DIR)), scratch_dir=str(self.dir),
             isolate=self.settings.isolate)
 
+    def _grade(self, child: dict, wall_s: float) -> SandboxResult:
+        """The VERIFY job in two processes: a trusted grader (this agent's code only) that
+        starts the sandboxed worker with this job's limits and scores it
+        (genesys.gpu_agent.verify_child)."""
+        worker = self._limits(wall_s)
+        child["worker_limits"] = worker.to_json()
+        child["view_dir"] = str(self.dir.with_name(self.dir.name + ".train-data"))
+        grader = Limits(wall_s=wall_s + 300.0, memory_mb=None, max_procs=None, max_file_mb=None,
+                        trusted=True, isolate=False, cuda=worker.cuda,
+                        pass_env=("GENESYS_GPT2_TIKTOKEN",))
+        return run_sandboxed("genesys.gpu_agent.verify_child:grade", child, grader,
+                             on_event=self._on_event, cancel=self.cancel)
+
     def _run(self, target: str, payload: dict, wall_s: float) -> SandboxResult:
         return run_sandboxed(target, payload, self._limits(wall_s), on_event=self._on_event,
                              cancel=self.cancel)
@@ -214,11 +227,12 @@ class JobRun:
                  "benchmarks": benchmarks or None, "eval": knobs.get("eval") or {},
                  "train": {**(knobs.get("train") or {}), "device": "cuda" if cuda else "cpu"},
                  "gpus": len(self.devices) if cuda else 1}
-        target = "genesys.gpu_agent.verify_child:verify"
+        wall_s = float(payload.get("wall_s") or self.settings.verify_wall_s)
         if self.settings.dry_run_s is not None:
-            target, child["dry_run_s"] = "genesys.gpu_agent.child:dry_run", self.settings.dry_run_s
-        result = self._run(target, child,
-                           float(payload.get("wall_s") or self.settings.verify_wall_s))
+            child["dry_run_s"] = self.settings.dry_run_s
+            result = self._run("genesys.gpu_agent.child:dry_run", child, wall_s)
+        else:
+            result = self._grade(child, wall_s)
         if not result.ok:
             return self._sandbox_failure(result)
         value = result.value if isinstance(result.value, dict) else {}

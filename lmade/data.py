@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -399,3 +401,42 @@ def sequential_windows(shards: list[np.ndarray], seq_len: int, limit: int) -> np
     if not rows:
         raise DataError(f"held-out split has fewer than {seq_len + 1} tokens")
     return np.stack(rows).astype(np.int64)
+
+
+MONITOR_TOKENS = 65_536  # the training view's stand-in for validation: monitoring only
+
+
+def _place(src: Path, dest: Path) -> None:
+    """A hard link where the file system allows (no copy of big shards), else a copy."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def training_view(data: PreparedData, dest: Path) -> Path:
+    """A prepared-data folder holding the training split only, for code that must not see
+    the held-out splits (a sandboxed design): train shards and tokenizer files as they are,
+    and as its "val" and "test" splits a slice of the last training tokens, which the
+    trainer uses for its monitoring curve. Rebuilt from scratch each call."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    manifest = json.loads(json.dumps(data.manifest))
+    held_out = {data.manifest["splits"][s]["text"]["file"] for s in SPLITS
+                if data.manifest["splits"][s].get("text")}
+    held_out |= {sh["file"] for s in SPLITS if s != "train"
+                 for sh in data.manifest["splits"][s]["shards"]}
+    for item in data.folder.iterdir():
+        if item.is_file() and item.name != MANIFEST and item.name not in held_out:
+            _place(item, dest / item.name)
+    tail = np.concatenate([np.asarray(s) for s in data.shards("train")[-1:]])[-MONITOR_TOKENS:]
+    monitor = dest / "monitor-00000.bin"
+    monitor.write_bytes(tail.astype(data.dtype).tobytes())
+    entry = {"docs": 0, "bytes": 0, "tokens": len(tail),
+             "shards": [{"file": monitor.name, "tokens": len(tail), "sha256": _sha256(monitor)}]}
+    for split in SPLITS:
+        if split != "train":
+            manifest["splits"][split] = dict(entry)
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return dest

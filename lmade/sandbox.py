@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,17 @@ class Limits:
     isolate: bool = True  # use namespaces / uid drop where the OS allows
     hidden_dirs: tuple[str, ...] = ()  # also hidden (besides home and source checkout)
     grace_s: float = 0.0  # on timeout or cancel: SIGTERM the worker, kill it this much later
+    trusted: bool = False  # the target is trusted code that runs no design code (e.g. the
+    # agent's grader, which opens sandboxes of its own): no audit guard, only the plumbing
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "env": dict(self.env)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Limits:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+                      if k in names})
 
 
 @dataclass

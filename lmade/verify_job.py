@@ -1,51 +1,48 @@
-"""The sandboxed half of verification: train + evaluate one design from a JSON payload.
+"""The untrusted half of verification: train one design, then score what it is asked.
 
-This module is the sandbox target (``genesys.lmade.verify_job:run_verify``); its imports
-(torch, lm-eval, ...) happen at module import, before the sandbox guard is installed, so
-that libraries probing the host at import time (urllib3 opens a socket) are not blocked.
+Sandbox session target (``serve(payload, emit, inbox)``, see ``genesys.lmade.sandbox``);
+its imports (torch, lm-eval's datasets, ...) happen at module import, before the sandbox
+guard is installed, so that libraries probing the host at import time are not blocked.
+The trusted side (``genesys.lmade.verify``) sends:
 
-``run_verify(payload, on_event) -> dict`` (inside the sandbox) is a pure function of its
-JSON payload:
+- ``train`` -> the training report (below); the model stays in this process;
+- ``score`` {tokens (B, W) int64, query (B, W, K) int64} -> {logprobs (B, W, K) float32,
+  argmax (B, W) int64} (``genesys.lmade.scoring``).
+
+It never sees the validation or test split, the task files or their answers: its data
+dir is a training view (``data.training_view``). The payload:
 
     {"design_source": str,            # the design file's text (required)
      "design_name": str | None,
      "scale": "micro",                # a name in genesys.lmade.SCALES
      "tokens": int | None,            # token budget; default the scale's
-     "data_dir": str,                 # a prepared dataset (genesys data prepare)
+     "data_dir": str,                 # a training view of a prepared dataset
      "out_dir": str | None,           # checkpoints; None = no checkpoints
      "resume": bool, "seed": int,
-     "benchmarks": [str] | None,      # default: the offline suite (eval_tasks.OFFLINE_TASKS)
-     "train": {TrainConfig field: value},   # optional overrides (context, batch_size, ...)
-     "eval": {"n_items": 300, "batch_size": 16, "limit": None}}
+     "train": {TrainConfig field: value}}   # optional overrides (context, batch_size, ...)
 
-and returns
+The training report (monitoring only: nothing in it is a score):
 
-    {"status": "ok" | "aborted" | "interrupted" | "failed", "reason": str | None,
+    {"status": "ok" | "aborted" | "interrupted", "reason": str | None,
      "design", "digest", "scale", "seed",
      "model": {"d_model", "n_block", "params", "non_embedding_params"},
-     "train": TrainResult.to_dict() (config, steps, tokens_seen, train_loss, val_loss,
-              loss_curve, val_curve, tokens_per_s, peak_memory_bytes, wall_s, ...),
-     "eval": {"tasks": {task: {metric: value}}, "normalised": {task: score}, "wall_s"} | None,
-     "fitness": float | None,         # see genesys.lmade.evaluator
-     "wall_s": float}
+     "train": TrainResult.to_dict() (config, steps, tokens_seen, train_loss, loss_curve,
+              val_curve on a monitoring slice of the training split, tokens_per_s, ...)}
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
-# lm-eval loads these lazily while building tasks; they probe the host (ctypes) on import
-import datasets.arrow_dataset  # noqa: F401
-import datasets.packaged_modules.json.json  # noqa: F401
+import torch
 from genesys.lmade import load_design
 from genesys.lmade.data import PreparedData
-from genesys.lmade.eval_tasks import OFFLINE_TASKS
-from genesys.lmade.evaluator import evaluate
 from genesys.lmade.monitor import MonitorConfig
+from genesys.lmade.scoring import ModelScorer
 from genesys.lmade.trainer import TrainConfig, train
+from genesys.lmade.wire import pack, unpack
 
 EventCallback = Callable[[dict], None]
 
@@ -65,9 +62,8 @@ def _train_config(payload: dict):
     )
 
 
-def run_verify(payload: dict, on_event: EventCallback | None = None) -> dict:
-    """Train and evaluate one design (runs design code: call it inside the sandbox)."""
-    started = time.time()
+def train_design(payload: dict, on_event: EventCallback | None = None) -> tuple[dict, Any]:
+    """Train the design (runs design code: call it inside the sandbox); (report, model)."""
     emit = on_event or (lambda event: None)
     design = load_design(payload["design_source"], name=payload.get("design_name"))
     data = PreparedData(payload["data_dir"])
@@ -82,7 +78,7 @@ def run_verify(payload: dict, on_event: EventCallback | None = None) -> dict:
         on_event=emit,
         progress_bar=False,
     )
-    out: dict[str, Any] = {
+    report: dict[str, Any] = {
         "status": "ok",
         "reason": result.reason,
         "design": design.name,
@@ -96,27 +92,31 @@ def run_verify(payload: dict, on_event: EventCallback | None = None) -> dict:
             "non_embedding_params": result.non_embedding_params,
         },
         "train": result.to_dict(),
-        "eval": None,
-        "fitness": None,
     }
     if result.aborted:
-        out["status"] = "interrupted" if "SIGTERM" in (result.reason or "") else "aborted"
-    else:
-        emit({"event": "evaluate", "design": design.name, "scale": result.scale})
-        opts = dict(payload.get("eval") or {})
-        scores = evaluate(
-            result.model,
-            data.tokenizer,
-            data.texts("test"),
-            payload.get("benchmarks") or OFFLINE_TASKS,
-            seed=config.seed,
-            **opts,
-        )
-        out["eval"] = {
-            "tasks": scores.tasks,
-            "normalised": scores.normalised,
-            "wall_s": scores.wall_s,
-        }
-        out["fitness"] = scores.fitness
-    out["wall_s"] = round(time.time() - started, 3)
-    return out
+        report["status"] = "interrupted" if "SIGTERM" in (result.reason or "") else "aborted"
+    return report, result.model
+
+
+def serve(payload: dict, emit: EventCallback, inbox, train_fn=train_design) -> dict:
+    """Sandbox session target: ``train`` once, then answer ``score`` requests."""
+    scorer = None
+    served = 0
+    for request in inbox:
+        served += 1
+        if request.op == "train" and scorer is None:
+            report, model = train_fn(payload, emit)
+            if model is not None:
+                scorer = ModelScorer(model)
+            request.reply(**report)
+        elif request.op == "score" and scorer is not None:
+            try:
+                tokens = torch.from_numpy(unpack(request.data["tokens"], dtypes=("int64",)).copy())
+                query = torch.from_numpy(unpack(request.data["query"], dtypes=("int64",)).copy())
+                logprobs, argmax = scorer(tokens, query)
+                request.reply(logprobs=pack(logprobs.float()), argmax=pack(argmax.long()))
+            except Exception as exc:  # noqa: BLE001 - design code fails in any way
+                request.reply(error=f"{type(exc).__name__}: {exc}")
+        else:
+            request.reply(error=f"unexpected request {request.op!r}")
+    return {"served": served}

@@ -1,5 +1,7 @@
 """The multi-GPU code path of a VERIFY job (torchrun over the job's devices), run here on
-the CPU: two ranks with gloo inside the sandbox, rank 0 reporting events and the result."""
+the CPU: the trusted grader starts the sandboxed worker, whose two ranks train with gloo
+inside the sandbox (rank 0 reporting events, the report and the weights), and scores the
+trained model itself."""
 
 from __future__ import annotations
 
@@ -24,14 +26,18 @@ def test_verify_job_runs_under_torchrun_with_two_ranks(searchable_tmp_path: Path
                "eval": {"n_items": 10}, "train": {"device": "cpu", "precision": "fp32"},
                "gpus": 2}
     events: list[dict] = []
-    result = run_sandboxed(
-        "genesys.gpu_agent.verify_child:verify", payload,
-        Limits(wall_s=600, scratch_dir=str(scratch), readable_dirs=(str(data), str(AGENT_DIR)),
-               max_file_mb=None, memory_mb=None, threads=1, allow_subprocess=True,
-               local_sockets=True),
-        on_event=events.append)
+    worker = Limits(wall_s=600, scratch_dir=str(scratch), readable_dirs=(str(data), str(AGENT_DIR)),
+                    max_file_mb=None, memory_mb=None, threads=1, allow_subprocess=True,
+                    local_sockets=True)
+    payload.update(worker_limits=worker.to_json(), view_dir=str(searchable_tmp_path / "view"))
+    result = run_sandboxed("genesys.gpu_agent.verify_child:grade", payload,
+                           Limits(wall_s=900, trusted=True, isolate=False, memory_mb=None),
+                           on_event=events.append)
     assert result.ok, result.error + result.output_tail[-2000:]
-    assert result.value["status"] == "ok"
-    assert result.value["train"]["world_size"] == 2
-    assert set(result.value["eval"]["normalised"]) == {"genesys_cloze", "genesys_nextsent"}
+    value = result.value
+    assert value["status"] == "ok", value
+    assert value["train"]["world_size"] == 2
+    assert set(value["eval"]["normalised"]) == {"genesys_cloze", "genesys_nextsent"}
+    assert value["metrics"]["val_loss"] == value["train"]["val_loss"] > 0
+    assert not (searchable_tmp_path / "view").exists()  # the training view is removed
     assert [e["event"] for e in events].count("start") == 1  # rank 0 only

@@ -18,6 +18,7 @@ from genesys.lmade.eval_tasks import (
     normalised_score,
 )
 from genesys.lmade.evaluator import BenchmarkUnavailable, GenesysEvalLM, evaluate
+from genesys.lmade.scoring import ModelScorer
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,8 @@ class _Req:
 
 
 def test_lm_scores_agree_between_batched_and_rolling(tiny_data, tiny_model):
-    lm = GenesysEvalLM(tiny_model, tiny_data.tokenizer, batch_size=3)
+    lm = GenesysEvalLM(ModelScorer(tiny_model), tiny_data.tokenizer, batch_size=3,
+                       max_length=tiny_model.context)
     text = tiny_data.texts("test")[0][:100]
     (rolling,) = lm.loglikelihood_rolling([_Req(text)])
     ((whole, _),) = lm.loglikelihood([_Req("", text)])
@@ -91,6 +93,11 @@ def test_evaluate_offline_suite_reports_raw_metrics_and_fitness(tiny_data, tiny_
     assert result.tasks["genesys_heldout_ppl"]["bits_per_byte"] > 0
     assert set(result.normalised) == {CLOZE_TASK, NEXTSENT_TASK}
     assert result.fitness == pytest.approx(sum(result.normalised.values()) / 2)
+    # standard errors: closed form for the accuracies, 0 < se <= sqrt(p(1-p)/n) bound
+    acc = result.tasks[NEXTSENT_TASK]["acc_norm"]
+    se = result.stderr[NEXTSENT_TASK]["acc_norm"]
+    assert se == pytest.approx((acc * (1 - acc) / 19) ** 0.5, rel=0.05) or acc in (0, 1)
+    assert result.fitness_stderr is not None and result.fitness_stderr >= 0
 
 
 @pytest.mark.slow  # lm-eval indexes its ~10k bundled task files
