@@ -16,7 +16,7 @@ from pathlib import Path
 
 from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2
 
-from . import ledger, selection
+from . import experiment_update, ledger, selection
 from .config import ServerConfig
 from .errors import (
     FailedPrecondition,
@@ -111,19 +111,20 @@ class Evolution:
         return exp, ids
 
     def update_experiment(self, req: evolution_pb2.UpdateExperimentRequest
-                          ) -> experiment_pb2.Experiment:
-        exp = experiment_pb2.Experiment()
-        exp.CopyFrom(self.experiment(req.name))
-        if req.HasField("config"):
-            config = self._defaults(req.config)
-            validate(req.name, config)
-            exp.config.CopyFrom(config)
+                          ) -> tuple[experiment_pb2.Experiment, list[str]]:
+        """The updated experiment and the rungs its new ladder removed. Everything is
+        checked before the ledger and then the experiment are written."""
+        current = self.experiment(req.name)
+        exp = experiment_update.changed(current, req)
+        removed: list[str] = []
+        if exp.config != current.config:
+            exp.config.CopyFrom(self._defaults(exp.config))
+            validate(req.name, exp.config)
             exp.config_version += 1
-            for rung in config.ladder.rungs:
-                if rung.name not in {r.rung for r in self.store.budget(exp.name)}:
-                    self.store.set_budget(exp.name, rung.name, rung.budget)
-        if req.state:
-            exp.state = req.state
+            for rung, total in experiment_update.budget_changes(
+                    current.config, exp.config, self.store.budget(exp.name)).items():
+                self.store.set_budget(exp.name, rung, total)
+            removed = experiment_update.removed_rungs(current.config, exp.config)
         now_ts(exp, "updated_at")
         self.store.update_experiment(exp)
         with self._lock:
@@ -131,7 +132,7 @@ class Evolution:
         self.hub.publish(EV.EVENT_KIND_EXPERIMENT_UPDATED, exp.name,
                          message=f"config_version={exp.config_version}")
         self.work.notify()
-        return exp
+        return exp, removed
 
     # -- designs ----------------------------------------------------------------------
     def submit_design(self, req: evolution_pb2.SubmitDesignRequest, caller: str, *,

@@ -176,8 +176,9 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
 
     @handler
     def UpdateExperiment(self, req, caller):
-        return evolution_pb2.UpdateExperimentResponse(
-            experiment=self._with_stats(self.evo.update_experiment(req)))
+        exp, removed = self.evo.update_experiment(req)
+        self.sched.cancel_queued_at(exp.name, removed, "rung removed from the ladder")
+        return evolution_pb2.UpdateExperimentResponse(experiment=self._with_stats(exp))
 
     @handler
     def SubmitDesign(self, req, caller):

@@ -474,8 +474,7 @@ class Scheduler:
         elif job.kind == J.JOB_KIND_VERIFY:
             results.check_stderr(result)
             rung_result = results.rung_result(job, result, req.worker_id)
-            self.evo.check_result(exp, rung_result)
-            design = self._verified(job, rung_result)
+            design = self._verified(job, rung_result)  # the rung may since have been removed
             ledger_op = "commit"
         if not self.store.settle_job(new, job, ledger_op, design):
             again = self.store.get_job(req.job_id)
@@ -556,6 +555,20 @@ class Scheduler:
                          worker_id=job.worker_id, message=reason[:200])
         self.work.notify()
         return new
+
+    def cancel_queued_at(self, experiment: str, rungs: list[str], reason: str) -> int:
+        """Cancel the queued VERIFY jobs of these rungs (removed from the ladder: nobody
+        would lease them); leased ones may still complete. Returns how many."""
+        cancelled = 0
+        for rung in rungs:
+            while jobs := self.store.queued_jobs(experiment, J.JOB_KIND_VERIFY, rung, 100):
+                for job in jobs:
+                    try:
+                        self.cancel(job.id, reason)
+                        cancelled += 1
+                    except FailedPrecondition:  # leased or done meanwhile
+                        pass
+        return cancelled
 
     def _requeue(self, job: job_pb2.Job, error: str, count_attempt: bool = True,
                  design_fault: bool = True, result_json: str = "") -> job_pb2.Job:

@@ -327,3 +327,37 @@ def test_lease_next_keeps_the_filters_and_a_lost_reply_loses_no_lease(admin, wor
     assert again.already_completed and w.next_leased(again).id == first.id
     assert w.next_leased(again).fencing_token == first.fencing_token
     assert [j.id for j in admin.list_jobs(state="leased")] == [first.id], "nothing orphaned"
+
+
+def test_update_experiment_masks_budgets_and_removed_rungs(admin, worker):
+    exp = make_exp(admin, "upd", ladder="micro:3,tiny:1", seeds=("gpt", "retnet", "ttt"))
+    partial = experiment_pb2.ExperimentConfig()
+    partial.selection.p_explore = 0.5
+    got = admin.update_experiment(exp, partial)
+    assert [r.name for r in got.config.ladder.rungs] == ["micro", "tiny"], "ladder kept"
+    assert got.config.selection.p_explore == pytest.approx(0.5)
+    assert got.config.jobs.lease_seconds == 30, "unset fields keep their values"
+    w = worker()
+    held = [w.lease_job(timeout=0) for _ in range(2)]
+    ladder = experiment_pb2.ExperimentConfig()
+    ladder.ladder.rungs.add(name="micro", budget=1)
+    with pytest.raises(CoordinatorError) as err:  # 2 reserved: a total of 1 is refused
+        admin.update_experiment(exp, ladder, fields=["config.ladder"])
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert admin.get_experiment(exp).config_version == got.config_version, "nothing changed"
+    ladder.ladder.rungs[0].budget = 5
+    ladder.ladder.rungs.add(name="tiny", budget=1)
+    assert admin.update_experiment(exp, ladder, fields=["config.ladder"]).config.ladder.rungs[0] \
+        .budget == 5
+    assert admin.get_budget(exp).ledger.rungs[0].total == 5, "the ledger follows the config"
+    w.release(held[1])  # a queued VERIFY job at micro
+    only_tiny = experiment_pb2.ExperimentConfig()
+    only_tiny.ladder.rungs.add(name="tiny", budget=1)
+    admin.update_experiment(exp, only_tiny, fields=["config.ladder"])
+    assert admin.get_job(held[1].id).state == job_pb2.JOB_STATE_CANCELLED, "queued: settled"
+    done = w.complete(held[0], metrics={"piqa": 0.6})  # leased at the removed rung
+    assert done.job.state == job_pb2.JOB_STATE_SUCCEEDED
+    assert admin.get_design(held[0].payload["design_id"]).results[0].rung == "micro"
+    with pytest.raises(CoordinatorError) as err:
+        admin.update_experiment(exp, fields=["config.nope"])
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT

@@ -224,8 +224,12 @@ class Coordinator:
         return list(self._call(self.evolution.ListExperiments, req).experiments)
 
     def update_experiment(self, name: str, config: experiment_pb2.ExperimentConfig | None = None,
-                          state: str = "") -> experiment_pb2.Experiment:
+                          state: str = "", fields: Iterable[str] = ()) -> experiment_pb2.Experiment:
+        """Change the fields set in `config` (and the state), or exactly `fields` (field
+        mask paths such as "config.ladder", "config.selection.p_explore", "state")."""
         req = evolution_pb2.UpdateExperimentRequest(name=name)
+        if fields:
+            req.update_mask.paths.extend(fields)
         if config is not None:
             req.config.CopyFrom(config)
         if state:

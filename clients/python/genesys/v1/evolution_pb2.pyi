@@ -1,5 +1,6 @@
 from genesys.v1 import design_pb2 as _design_pb2
 from genesys.v1 import experiment_pb2 as _experiment_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -75,14 +76,16 @@ class ListExperimentsResponse(_message.Message):
     def __init__(self, experiments: _Optional[_Iterable[_Union[_experiment_pb2.Experiment, _Mapping]]] = ...) -> None: ...
 
 class UpdateExperimentRequest(_message.Message):
-    __slots__ = ("name", "config", "state")
+    __slots__ = ("name", "config", "state", "update_mask")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
     name: str
     config: _experiment_pb2.ExperimentConfig
     state: _experiment_pb2.ExperimentState
-    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_experiment_pb2.ExperimentConfig, _Mapping]] = ..., state: _Optional[_Union[_experiment_pb2.ExperimentState, str]] = ...) -> None: ...
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_experiment_pb2.ExperimentConfig, _Mapping]] = ..., state: _Optional[_Union[_experiment_pb2.ExperimentState, str]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class UpdateExperimentResponse(_message.Message):
     __slots__ = ("experiment",)
