@@ -5,7 +5,9 @@ fresh sandboxed child that imports torch and runs init -> efficiency), next to t
 time of one bare forward+backward of the same model (same autotuned shape, batch and
 sequence length, one thread as in the sandbox) measured in this process. The ratio says
 how many bare training steps one check costs; the child's CPU seconds do not depend on
-other load on the machine. Aim: a check under 20 s per seed on an idle 2-core machine.
+other load on the machine. "flips" is the share of runs whose verdict differs from the
+seed's most common one (it should be 0%, on a busy machine too). Aim: a check under 20 s
+per seed on an idle 2-core machine.
 
     python bench/check_latency.py [--runs 3] [--seeds gpt mamba2 ...]
 """
@@ -13,6 +15,7 @@ other load on the machine. Aim: a check under 20 s per seed on an idle 2-core ma
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import time
@@ -51,20 +54,21 @@ def main() -> None:
     settings = CheckSettings()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'seed':<8} {'check s (median)':>17} {'min':>6} {'max':>6} {'child CPU s':>12} "
-          f"{'bare fwd+bwd ms':>16} {'ratio':>8}  verdict")
+          f"{'bare fwd+bwd ms':>16} {'ratio':>8}  {'flips':>5}  verdicts")
     for seed in args.seeds:
-        walls, cpus, verdicts = [], [], set()
+        walls, cpus, verdicts = [], [], collections.Counter()
         for _ in range(args.runs):
             report = check(seed)
             walls.append(report.seconds)
             cpus.append(report.sandbox.get("cpu_s") or 0.0)
             failed = report.failed
-            verdicts.add("valid" if report.valid else f"INVALID at {failed.name if failed else '?'}")
+            verdicts["valid" if report.valid else f"INVALID at {failed.name if failed else '?'}"] += 1
         bare = bare_step_s(seed, settings)
         median = statistics.median(walls)
         print(f"{seed:<8} {median:>17.2f} {min(walls):>6.2f} {max(walls):>6.2f} "
               f"{statistics.median(cpus):>12.2f} {bare * 1000:>16.1f} {median / bare:>8.0f}x  "
-              f"{', '.join(sorted(verdicts))}")
+              f"{1 - verdicts.most_common(1)[0][1] / args.runs:>5.0%}  "
+              f"{', '.join(f'{v} x{n}' for v, n in sorted(verdicts.items()))}")
 
 
 if __name__ == "__main__":
