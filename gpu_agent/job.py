@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from genesys.design import DesignFormatError, load_design
+from genesys.designer.records import OPERATIONS, parent_entry, sibling_entries, submission
 from genesys.v1 import design_pb2, evolution_pb2, experiment_pb2, job_pb2, scheduler_pb2
 from google.protobuf import json_format
 
@@ -43,9 +43,6 @@ from .sandboxing import Limits, SandboxResult, run_sandboxed
 
 AGENT_DIR = Path(__file__).resolve().parent  # the child wrappers live here
 KIND_NAMES = {job_pb2.JOB_KIND_VERIFY: "VERIFY", job_pb2.JOB_KIND_DESIGN: "DESIGN"}
-OPERATIONS = {"mutation": design_pb2.DESIGN_OPERATION_MUTATION,
-              "crossover": design_pb2.DESIGN_OPERATION_CROSSOVER,
-              "scratch": design_pb2.DESIGN_OPERATION_SCRATCH}
 # Sandbox endings caused by the host, not the design: another attempt may succeed.
 INFRASTRUCTURE_REASONS = frozenset({"signal", "start_failed", "exit", "memory_limit", "timeout",
                                     "cancelled"})
@@ -308,17 +305,13 @@ class JobRun:
             experiment=self.job.experiment, parent=parent_id, limit=limit,
             view=design_pb2.DESIGN_VIEW_BASIC)
         response = self.link.call(self.link.evolution.ListDesigns, request, retry_for=60.0)
-        return [{"name": d.name, "proposal": d.trace.proposal[:2000], "review": d.trace.review[:1000],
-                 "rating": d.trace.review_rating} for d in response.designs if d.trace.proposal]
+        return sibling_entries(list(response.designs))
 
     def _design(self, payload: dict) -> Report | None:
         parents = self._parents(payload)
         child = {**self._designer_settings(), **payload, "experiment": self.job.experiment,
                  "job_id": self.job.id, "seed": payload.get("seed") or random.getrandbits(31),
-                 "parents": [{"id": p.id, "name": p.name, "source": p.source, "digest": p.digest,
-                              "label": p.label,
-                              "results": {r.rung: dict(r.metrics) for r in p.results}}
-                             for p in parents],
+                 "parents": [parent_entry(p) for p in parents],
                  "siblings": self._siblings(parents[0].id) if parents else [],
                  "known_digests": self._known_digests(),
                  "checkpoint": str(self.dir / "design.journal"),
@@ -393,29 +386,10 @@ class JobRun:
         return None, stopped or f"design child exited with code {proc.returncode}\n{tail}"
 
     def _submission(self, value: dict, parent_ids: list[str]) -> dict:
-        source = value["source"]
-        try:
-            design = load_design(source, name=value.get("name") or None)
-            tree, digest = design.to_proto(), design.digest
-        except DesignFormatError as exc:  # the designer checked it; the server checks again
-            log("design_unparsed", level="warning", job=self.job.id, error=str(exc))
-            tree, digest = None, value.get("digest", "")
-        trace = design_pb2.DesignTrace()
-        with contextlib.suppress(json_format.ParseError, TypeError):
-            json_format.ParseDict(value.get("trace") or {}, trace, ignore_unknown_fields=True)
-        if not trace.operation:
-            trace.operation = OPERATIONS.get(value.get("operation", ""),
-                                             design_pb2.DESIGN_OPERATION_UNSPECIFIED)
-        if not trace.check_report_json and isinstance(value.get("check"), dict):
-            # the coordinator refuses functional duplicates by the report's fingerprint
-            trace.check_report_json = json.dumps(value["check"], default=str)
-        trace.agent = f"{trace.agent or 'designer'}@{self.settings.worker_id}"
-        request = evolution_pb2.SubmitDesignRequest(
-            experiment=self.job.experiment, name=value.get("name") or "", source=source,
-            parents=value.get("parents") or parent_ids, trace=trace, digest=digest or "",
-            job_id=self.job.id, fencing_token=self.fencing)
-        if tree is not None:
-            request.tree.CopyFrom(tree)
+        request, problem = submission(value, self.job.experiment, parent_ids, self.settings.worker_id)
+        if problem:  # the designer checked it; the server checks again
+            log("design_unparsed", level="warning", job=self.job.id, error=problem)
+        request.job_id, request.fencing_token = self.job.id, self.fencing
         return json_format.MessageToDict(request)
 
     # --- endings ------------------------------------------------------------------------------

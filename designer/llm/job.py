@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,17 @@ def _context(payload: dict, emit: Emit, check: Check, llm: LLM, knowledge: Any,
         siblings=list(payload.get("siblings") or []), knowledge=knowledge)
 
 
+def open_knowledge(payload: dict) -> Any:
+    """The knowledge service the payload ("knowledge": address) or GENESYS_KNOWLEDGE_ADDRESS
+    names, else None (the designer then skips literature search and says so)."""
+    address = payload.get("knowledge") or os.environ.get("GENESYS_KNOWLEDGE_ADDRESS")
+    if not address:
+        return None
+    from genesys.client.knowledge import Knowledge
+
+    return Knowledge(address=address)
+
+
 def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None = None,
                llm: LLM | None = None, knowledge: Any = None) -> dict:
     """Run the designer the payload names; see designer/llm/__init__.py for the contract."""
@@ -76,7 +88,8 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
     rejected: list[dict] = []
     ctx: DesignContext | None = None
     try:
-        ctx = _context(payload, emit, check, llm, knowledge, rejected)
+        ctx = _context(payload, emit, check, llm,
+                       knowledge if knowledge is not None else open_knowledge(payload), rejected)
         design = MODES[designer](ctx)
     except (Abandoned, LLMError) as exc:
         reason = exc.reason if isinstance(exc, Abandoned) else f"gateway: {exc}"
@@ -91,8 +104,9 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
             llm.close()
     emit({"stage": "done", "fraction": 1.0, "message": f"designed {design.name}"})
     used = ctx.parent_ids[: 2 if ctx.operation == "crossover" else 1]
+    label = ctx.trace.metadata["label"] = _label(design, ctx, payload)
     return {"ok": True, "checked": True, "source": design.to_source(), "name": design.name,
-            "label": _label(design, ctx, payload),
+            "label": label,
             "digest": design.digest, "parents": used if ctx.operation != "scratch" else [],
             "operation": ctx.operation, "check": ctx.trace.check_report, "rejected": rejected,
             "trace": _finish(ctx.trace, ctx)}

@@ -4,11 +4,13 @@ observer) through the real gateway, answered by the scripted model server."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from genesys.client.llm import LLM
 from genesys.design import load_design
 from genesys.designer.llm import design_job
+from genesys.designer.llm.proposal import similarity
 
 from .llm_scripts import (
     LEAKY_MLP,
@@ -128,3 +130,44 @@ def test_token_budgets_stop_the_designer_with_a_reason(scripted, budget):
     assert not result["ok"] and "token budget" in result["error"]
     assert len(server.requests()) == 1  # the first call spent the budget; nothing after it
     assert int(result["trace"]["prompt_tokens"]) > 0
+
+
+class FakeKnowledge:
+    """The genesys.client.knowledge.Knowledge interface over a list in memory."""
+
+    def __init__(self, past: list[str]):
+        self.past, self.queries, self.added = past, [], []
+
+    def search(self, query, k=5, filter=None):
+        self.queries.append(query)
+        return [SimpleNamespace(doc_id="p1", title="Primer", section="3", page=1, score=1.0,
+                                source="primer.pdf", text="Squared ReLU activations help.")]
+
+    def similar_proposals(self, experiment, text, k=3):
+        return [SimpleNamespace(proposal_id=f"old{i}", text=t, rating=2.0, review="meh",
+                                score=similarity(text, t)) for i, t in enumerate(self.past)][:k]
+
+    def add_proposal(self, experiment, proposal_id, text, rating, review, metadata=None):
+        self.added.append((experiment, proposal_id, rating))
+
+
+def test_literature_rounds_and_past_proposals_shape_the_proposal_loop(scripted):
+    knowledge = FakeKnowledge(past=[PROPOSAL["proposal"]])
+    server = scripted({
+        "proposer": [{"json": {"queries": ["squared relu language model"]}},
+                     {"json": PROPOSAL}, {"json": OTHER_PROPOSAL}],
+        "reviewer": [review(3, "Plausible but thin.")],
+    })
+    with LLM(server.gateway, caller="t", experiment="exp1") as llm:
+        result = design_job({"designer": "llm", "operation": "mutation", "experiment": "exp1",
+                             "job_id": "j1", "parents": [gpt_parent()],
+                             "llm": {"proposal_attempts": 2}}, llm=llm, knowledge=knowledge)
+
+    assert not result["ok"] and "review threshold" in result["error"]
+    assert knowledge.queries == ["squared relu language model"]
+    proposer = server.requests("proposer")
+    assert "Squared ReLU activations help." in proposer[1]["messages"][-1]["content"]
+    assert "too similar to past proposal" in proposer[2]["messages"][-1]["content"]
+    assert len(server.requests("reviewer")) == 1, "the repeated proposal spent no review"
+    assert knowledge.added == [("exp1", "j1-2", 3.0)]
+    assert any("sent back unreviewed" in n for n in result["trace"]["notes"])

@@ -55,6 +55,8 @@ COMMANDS: Registry = {
         "list": ("genesys.cli.design:list_cmd", "List the designs of an experiment."),
         "show": ("genesys.cli.design:show_cmd", "Show a design: tree, results, source."),
         "lineage": ("genesys.cli.design:lineage_cmd", "Ancestors and descendants of a design."),
+        "propose": ("genesys.cli.design:propose_cmd", "Run one LLM design here and submit it (exit 1: abandoned)."),
+        "trace": ("genesys.cli.design:trace_cmd", "How a design was made: proposal, review, LLM calls, checks."),
     },
     "server": {
         "": ("", "Run the coordinator."),
