@@ -37,21 +37,26 @@ class DesignContext:
     results: list[dict] = field(default_factory=list)  # per parent: {rung: {metric: value}}
     siblings: list[dict] = field(default_factory=list)  # {name, proposal, review, rating}
     knowledge: Any = None  # genesys.client.knowledge.Knowledge, or None
-    checks: int = 0
+    checks: int = 0  # checker runs (a design seen again in this job reuses its verdict)
+    verdicts: dict[str, dict] = field(default_factory=dict)
 
     def parent_metrics(self, index: int) -> dict:
         return self.results[index] if index < len(self.results) else {}
 
     def check(self, design: Design) -> dict:
         """{"ok", "failure", "report"} for the design; a resumed job reads the verdict from
-        the journal instead of checking again."""
-        key = key_of("check", design.digest)
-        report = self.journal.replay("check", key)
+        the journal instead of checking again, and a design checked before in this job
+        keeps its verdict."""
+        report = self.verdicts.get(design.digest)
         if report is None:
-            self.emit({"stage": "check", "message": f"checking {design.name}"})
-            report = report_dict(self.checker(design))
-            self.journal.record("check", key, report)
-        self.checks += 1
+            key = key_of("check", design.digest)
+            report = self.journal.replay("check", key)
+            if report is None:
+                self.emit({"stage": "check", "message": f"checking {design.name}"})
+                report = report_dict(self.checker(design))
+                self.journal.record("check", key, report)
+            self.verdicts[design.digest] = report
+            self.checks += 1
         self.trace.check_report = report
         ok = passed(report)
         self.emit({"stage": "checked", "message": f"{design.name}: "

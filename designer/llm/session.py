@@ -68,22 +68,21 @@ class Session:
         for name in (prompts.version(role, "system"), prompts.version(role, stage)):
             if name not in templates:
                 templates.append(name)
-        for repair in range(self.settings.repair_attempts + 1):
-            call_stage = stage if repair == 0 else f"{stage}:repair"
+        repairs = 0
+        while True:
+            call_stage = f"{stage}:repair" if repairs else stage
             text, model = self._complete(role, call_stage, messages, schema, attempt, unit, stage)
             try:
-                value = parse(text, schema)
+                return Answer(parse(text, schema), text, model, role)
             except ParseError as exc:
                 self.chooser.reward(role, model, False)
-                if repair == self.settings.repair_attempts:
+                if repairs == self.settings.repair_attempts:
                     raise Abandoned(f"{role} answer at {stage} could not be parsed after "
-                                    f"{repair} repair prompt(s): {exc}") from None
+                                    f"{repairs} repair prompt(s): {exc}") from None
+                repairs += 1
                 messages = [*messages, {"role": "assistant", "content": text},
                             {"role": "user", "content": prompts.render(
                                 "common", "repair", error=str(exc), schema=schema)}]
-                continue
-            return Answer(value, text, model, role)
-        raise AssertionError("unreachable")
 
     def credit(self, answer: Answer, success: bool) -> None:
         """Tell the model chooser whether the answer did its job."""

@@ -46,3 +46,41 @@ def gpt_parent() -> dict:
 
 def words(answer: dict) -> int:
     return len((answer.get("text") or json.dumps(answer["json"])).split())
+
+# A GatedMLP whose projection and activation are new child units (placeholders at first).
+SPLIT_MLP = '''class GatedMLP(GAUBase):
+    """MLP whose projection and activation are child units."""
+
+    CHILDREN = [UnitDecl("UpProj", desc="per-position projection"),
+                UnitDecl("Act", desc="pointwise activation")]
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+        self.up = UpProj(embed_dim, block_loc, kwarg_all, device=device, dtype=dtype, **kwarg_all)
+        self.act = Act(embed_dim, block_loc, kwarg_all, device=device, dtype=dtype, **kwarg_all)
+        self.out = nn.Linear(embed_dim, embed_dim, bias=False, device=device, dtype=dtype)
+
+    def _forward(self, X, **Z):
+        H, Z = self.up(X, **Z)
+        H, Z = self.act(H, **Z)
+        return self.out(H), Z
+'''
+ACT = '''class Act(GAUBase):
+    """GELU."""
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+
+    def _forward(self, X, **Z):
+        return F.gelu(X), {}
+'''
+UP_PROJ = '''class UpProj(GAUBase):
+    """A linear map of each position."""
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+        self.proj = nn.Linear(embed_dim, embed_dim, bias=False, device=device, dtype=dtype)
+
+    def _forward(self, X, **Z):
+        return self.proj(X), {}
+'''

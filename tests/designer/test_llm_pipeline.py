@@ -13,10 +13,13 @@ from genesys.designer.llm import design_job
 from genesys.designer.llm.proposal import similarity
 
 from .llm_scripts import (
+    ACT,
     LEAKY_MLP,
     OTHER_PROPOSAL,
     PROPOSAL,
     RELU2_MLP,
+    SPLIT_MLP,
+    UP_PROJ,
     code,
     gpt_parent,
     review,
@@ -171,3 +174,29 @@ def test_literature_rounds_and_past_proposals_shape_the_proposal_loop(scripted):
     assert len(server.requests("reviewer")) == 1, "the repeated proposal spent no review"
     assert knowledge.added == [("exp1", "j1-2", 3.0)]
     assert any("sent back unreviewed" in n for n in result["trace"]["notes"])
+
+
+def test_declared_children_are_placeholders_until_the_planner_has_them_written(scripted):
+    server = scripted({
+        "proposer": [{"json": {**PROPOSAL, "title": "Split MLP"}}],
+        "reviewer": [review(4)],
+        "coder": [code(SPLIT_MLP), code(ACT), code(ACT), code(UP_PROJ)],
+        "planner": [{"json": {"unit": "Act", "reason": "the activation is simplest"}}],
+        "observer": [review(4), review(2, "GELU is not what the proposal asks for."),
+                     review(3), review(4)],
+    })
+    result, _ = run(server)
+
+    assert result["ok"], result.get("error")
+    child = load_design(result["source"])
+    assert child.children_of("GatedMLP") == ["UpProj", "Act"]
+    assert "F.gelu" in child.units["Act"].code and "self.proj" in child.units["UpProj"].code
+    planned = server.requests("planner")[0]
+    assert planned["response_format"]["json_schema"]["schema"]["properties"]["unit"]["enum"] == \
+        ["UpProj", "Act"]
+    assert "GELU is not what" in server.requests("coder")[2]["messages"][-1]["content"]
+    trace = result["trace"]
+    assert [p["unit"] for p in trace["prompts"] if p["role"] == "coder"] == \
+        ["GatedMLP", "Act", "Act", "UpProj"]
+    assert any("placeholders for UpProj, Act" in n for n in trace["notes"])
+    assert json.loads(trace["metadata_json"])["checks"] == 3  # the repeated Act reused its verdict
