@@ -229,7 +229,7 @@ class Agent:
             outcome=report.action if report else f"dropped ({run.stop_reason})",
             error=(report.error.splitlines() or [""])[0][:300] if report and report.error else None)
         if report is None or report.action != "release":
-            run.cleanup()
+            run.cleanup(report)
         with self._lock:
             self.runs.pop(run.job.id, None)
             self.free.extend(run.devices)

@@ -314,7 +314,7 @@ class JobRun:
                  "parents": [parent_entry(p) for p in parents],
                  "siblings": self._siblings(parents[0].id) if parents else [],
                  "known_digests": self._known_digests(),
-                 "checkpoint": str(self.dir / "design.journal"),
+                 "checkpoint": str(self.journal),
                  "model_stats": str(self.settings.work_dir / "llm_models.json")}
         started = time.monotonic()
         value, error = self._run_plain("genesys.gpu_agent.design_child", child,
@@ -322,11 +322,15 @@ class JobRun:
         if value is None:
             return self._ending(error, retryable=True, kind=INFRASTRUCTURE)
         if not value.get("ok") or not value.get("source"):
+            error = str(value.get("error") or "the designer produced no design")
+            if child["designer"] == "recombination":
+                return self._report("fail", retryable=True, error=error)
             # An LLM designer's abandoned design is data about the search (its trace goes
-            # with the failure); running it again would only spend the tokens again.
-            llm = child["designer"] != "recombination"
-            return self._report("fail", retryable=not llm, failure_kind="design" if llm else "",
-                                error=str(value.get("error") or "the designer produced no design"),
+            # with the failure); only a gateway failure is worth another attempt (which
+            # resumes from the journal), the rest would spend the tokens again.
+            kind = value.get("failure_kind") or DESIGN
+            return self._report("fail", retryable=kind == INFRASTRUCTURE, error=error,
+                                failure_kind=kind if kind in (DESIGN, INFRASTRUCTURE) else "",
                                 result={"trace": value["trace"]} if value.get("trace") else {})
         submission = self._submission(value, [p.id for p in parents])
         check = value.get("check") if isinstance(value.get("check"), dict) else {}
@@ -415,10 +419,19 @@ class JobRun:
         return Report(job_id=self.job.id, fencing_token=self.fencing, action=action,
                       kind=self.kind, design_id=self.design_id or "", **fields)
 
-    def cleanup(self) -> None:
+    @property
+    def journal(self) -> Path:
+        """A DESIGN job's checkpoint (every LLM answer and check so far), kept outside the
+        scratch dir until the job ends for good, so an attempt after a crash, a kill or a
+        gateway outage resumes without repeating a call."""
+        return self.settings.work_dir / "design-journals" / f"{self.job.id}.jsonl"
+
+    def cleanup(self, report: Report | None = None) -> None:
         """Drop the job's scratch dir once its report has been delivered (not on release:
         the checkpoint in it lets this agent resume the job if it is leased here again)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+        if report is not None and (report.action == "complete" or not report.retryable):
+            self.journal.unlink(missing_ok=True)
 
 
 # --- what a VERIFY job reports ---------------------------------------------------------------

@@ -92,13 +92,14 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
                        knowledge if knowledge is not None else open_knowledge(payload), rejected)
         design = MODES[designer](ctx)
     except (Abandoned, LLMError) as exc:
-        reason = exc.reason if isinstance(exc, Abandoned) else f"gateway: {exc}"
+        reason = exc.reason if isinstance(exc, Abandoned) else f"the gateway failed: {exc}"
+        kind = exc.kind if isinstance(exc, Abandoned) else "infrastructure"
         trace = ctx.trace if ctx else Trace(designer, payload.get("operation") or "mutation")
         trace.abandoned_reason = reason
         emit({"stage": "abandoned", "message": reason[:500]})
         return {"ok": False, "checked": True, "operation": trace.operation, "parents": [],
                 "check": trace.check_report, "rejected": rejected, "error": reason,
-                "trace": _finish(trace, ctx)}
+                "failure_kind": kind, "trace": _finish(trace, ctx)}
     finally:
         if own:
             llm.close()

@@ -30,11 +30,13 @@ Parser = Callable[[str, dict], Any]
 
 
 class Abandoned(Exception):
-    """The design job gives up; ``reason`` goes into the trace's abandoned_reason."""
+    """The design job gives up; ``reason`` goes into the trace's abandoned_reason. ``kind``
+    says whose fault it is: "design" (the search found nothing), "infrastructure" (the
+    gateway failed; another attempt may do better) or "budget" (tokens spent)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, kind: str = "design"):
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.kind = reason, kind
 
 
 @dataclass
@@ -167,7 +169,8 @@ class Session:
         try:
             return retrying(self.llm.chat, messages, **options)
         except LLMError as exc:
-            raise Abandoned(f"the gateway failed the {options.get('role')} call: {exc}") from None
+            raise Abandoned(f"the gateway failed the {options.get('role')} call: {exc}",
+                            "infrastructure") from None
 
     def _retrying(self, state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -178,8 +181,8 @@ class Session:
         s = self.settings
         if s.max_tokens_per_design and self.trace.tokens >= s.max_tokens_per_design:
             raise Abandoned(f"token budget per design exhausted: {self.trace.tokens} tokens "
-                            f"used of {s.max_tokens_per_design}")
+                            f"used of {s.max_tokens_per_design}", "budget")
         spent = self.experiment_tokens + self.live_tokens
         if s.max_tokens_per_experiment and spent >= s.max_tokens_per_experiment:
             raise Abandoned(f"token budget of the experiment exhausted: {spent} tokens used "
-                            f"of {s.max_tokens_per_experiment}")
+                            f"of {s.max_tokens_per_experiment}", "budget")

@@ -101,6 +101,7 @@ def test_units_failing_every_attempt_roll_back_then_the_design_is_abandoned(scri
     result, events = run(server, llm={"unit_attempts": 2, "max_failed_units": 2})
 
     assert not result["ok"] and "2 units failed" in result["error"]
+    assert result["failure_kind"] == "design"
     trace = result["trace"]
     assert trace["abandoned_reason"] == result["error"]
     assert sum("last good tree is restored" in n for n in trace["notes"]) == 2
@@ -131,6 +132,7 @@ def test_token_budgets_stop_the_designer_with_a_reason(scripted, budget):
     result, _ = run(server, llm={budget: 50})
 
     assert not result["ok"] and "token budget" in result["error"]
+    assert result["failure_kind"] == "budget"
     assert len(server.requests()) == 1  # the first call spent the budget; nothing after it
     assert int(result["trace"]["prompt_tokens"]) > 0
 
