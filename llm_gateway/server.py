@@ -1,13 +1,16 @@
-"""Run the gateway: gRPC server (LLMGateway + health + reflection) and Prometheus metrics."""
+"""Run the gateway: gRPC server (LLMGateway, KnowledgeService, health, reflection; TLS when
+the config names a certificate) and Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 import grpc
-from genesys.llm_gateway.config import GatewayConfig
+from genesys.llm_gateway.auth import TokenAuth
+from genesys.llm_gateway.config import GatewayConfig, TlsConfig
 from genesys.llm_gateway.runtime import Gateway
 from genesys.llm_gateway.service import LLMGatewayServicer
 from genesys.v1 import llm_gateway_pb2 as pb
@@ -22,6 +25,34 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LLMGateway"].full_name
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+def credentials(tls: TlsConfig) -> grpc.ServerCredentials | None:
+    """Server TLS credentials from the config's PEM files; None: plaintext."""
+    if not tls.cert:
+        return None
+    pair = [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())]
+    if tls.client_ca:
+        return grpc.ssl_server_credentials(pair, Path(tls.client_ca).read_bytes(), require_client_auth=True)
+    return grpc.ssl_server_credentials(pair)
+
+
+def knowledge_servicer(config: GatewayConfig):
+    """The KnowledgeService on the config's index, or None when it is off or not installed."""
+    if not config.knowledge.enabled:
+        return None
+    try:
+        from genesys.llm_gateway.knowledge.engine import EngineError, open_engine
+        from genesys.llm_gateway.knowledge.service import KnowledgeServicer
+    except ImportError as exc:
+        log.warning("event=knowledge_disabled reason=%r hint=\"pip install 'genesys[knowledge]'\"", str(exc))
+        return None
+    try:
+        engine = open_engine(config.knowledge, config.knowledge_path)
+    except EngineError as exc:
+        raise OSError(f"the knowledge index: {exc}") from exc
+    log.info("event=knowledge_ready backend=%s embedder=%s", engine.store.uri, engine.embedder.name)
+    return KnowledgeServicer(engine, TokenAuth(config.auth))
+
+
 async def serve(config: GatewayConfig) -> None:
     """Serve until SIGINT/SIGTERM; then stop accepting, drain briefly, stop vLLM processes."""
     gateway = Gateway(config)
@@ -30,12 +61,22 @@ async def serve(config: GatewayConfig) -> None:
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ])
     pb_grpc.add_LLMGatewayServicer_to_server(LLMGatewayServicer(gateway), server)
+    services = [SERVICE_NAME]
+    knowledge = knowledge_servicer(config)
+    if knowledge is not None:
+        from genesys.llm_gateway.knowledge.service import SERVICE_NAME as KNOWLEDGE_SERVICE
+        from genesys.v1 import knowledge_pb2_grpc
+
+        knowledge_pb2_grpc.add_KnowledgeServiceServicer_to_server(knowledge, server)
+        services.append(KNOWLEDGE_SERVICE)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(config.listen)
+    creds = credentials(config.tls)
+    port = (server.add_secure_port(config.listen, creds) if creds
+            else server.add_insecure_port(config.listen))
     if port == 0:
         raise OSError(f"cannot listen on {config.listen}")
     if config.metrics_listen:
@@ -47,10 +88,11 @@ async def serve(config: GatewayConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
     await server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", *services):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("event=gateway_listening listen=%s models=%s metrics=%s", config.listen,
-             ",".join(gateway.pools), config.metrics_listen or "off")
+    log.info("event=gateway_listening listen=%s models=%s metrics=%s tls=%s knowledge=%s", config.listen,
+             ",".join(gateway.pools), config.metrics_listen or "off", "on" if creds else "off",
+             "on" if knowledge else "off")
     try:
         await stop.wait()
     finally:
@@ -58,6 +100,8 @@ async def serve(config: GatewayConfig) -> None:
         await health.enter_graceful_shutdown()
         await server.stop(grace=5)
         await gateway.stop()
+        if knowledge is not None:
+            knowledge.close()
 
 
 def run(config: GatewayConfig) -> None:
