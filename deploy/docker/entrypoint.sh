@@ -25,6 +25,16 @@ need_coordinator() {
 need_ca() {  # a client of a TLS service needs the CA that signed its certificate
     if tls_on; then
         need_file "CA certificate (GENESYS_CA_CERT)" "${GENESYS_CA_CERT:-}"
+        # the gateway (LLM and knowledge services) is signed by the same CA
+        export GENESYS_LLM_CA_CERT="${GENESYS_LLM_CA_CERT:-$GENESYS_CA_CERT}"
+        export GENESYS_KB_CA_CERT="${GENESYS_KB_CA_CERT:-$GENESYS_CA_CERT}"
+    fi
+}
+
+need_server_tls() {  # a TLS server needs its certificate and key
+    if tls_on; then
+        need_file "TLS certificate (GENESYS_TLS_CERT)" "${GENESYS_TLS_CERT:-}"
+        need_file "TLS key (GENESYS_TLS_KEY)" "${GENESYS_TLS_KEY:-}"
     fi
 }
 
@@ -43,10 +53,7 @@ case "$role" in
 coordinator)
     config="${GENESYS_CONFIG_FILE:-/etc/genesys/coordinator.toml}"
     need_file "coordinator config (GENESYS_CONFIG_FILE)" "$config"
-    if tls_on; then
-        need_file "TLS certificate (GENESYS_TLS_CERT)" "${GENESYS_TLS_CERT:-}"
-        need_file "TLS key (GENESYS_TLS_KEY)" "${GENESYS_TLS_KEY:-}"
-    fi
+    need_server_tls
     exec genesys server start --config "$config" \
         --data-dir "${GENESYS_DATA_DIR:-/var/lib/genesys/coordinator}" "$@"
     ;;
@@ -59,6 +66,9 @@ agent)
     if tls_on; then
         set -- --tls-ca "$GENESYS_CA_CERT" "$@"
     fi
+    if [ -n "${GENESYS_LLM_ADDRESS:-}" ]; then  # designers search the gateway's shared index
+        export GENESYS_KB_ADDRESS="${GENESYS_KB_ADDRESS:-$GENESYS_LLM_ADDRESS}"
+    fi
     unset GENESYS_TOKEN_FILE  # the agent reads the file itself; its children never see it
     exec genesys agent start --coordinator "$GENESYS_COORDINATOR" \
         --roles "${GENESYS_AGENT_ROLES:-verify,design}" --gpus "${GENESYS_AGENT_GPUS:-all}" \
@@ -68,6 +78,10 @@ agent)
 gateway)
     config="${GENESYS_CONFIG_FILE:-/etc/genesys/gateway.toml}"
     need_file "gateway config (GENESYS_CONFIG_FILE)" "$config"
+    need_server_tls
+    if tls_on; then  # the gateway's config reads its TLS files from GENESYS_GATEWAY_TLS__*
+        export GENESYS_GATEWAY_TLS__CERT="$GENESYS_TLS_CERT" GENESYS_GATEWAY_TLS__KEY="$GENESYS_TLS_KEY"
+    fi
     exec genesys gateway start --config "$config" "$@"
     ;;
 dashboard)

@@ -69,7 +69,10 @@ def test_two_agents_and_a_gateway_finish_an_experiment_over_tls(tls_coordinator,
     gateway_config.write_text(
         f'listen = "127.0.0.1:{gateway_port}"\ndata_dir = "{tmp_path / "gateway"}"\n'
         f'[roles]\ncoder = "m"\n[models.m]\nserved_name = "fake"\nendpoints = ["http://127.0.0.1:{model_port}"]\n')
-    gateway = _entrypoint("gateway", {"GENESYS_CONFIG_FILE": str(gateway_config)}, tmp_path / "gateway.log")
+    certs = tls_coordinator.certs  # the gateway serves TLS with the same CA, as in compose
+    gateway = _entrypoint("gateway", {"GENESYS_CONFIG_FILE": str(gateway_config),
+                                      "GENESYS_TLS_CERT": str(certs / "server.pem"),
+                                      "GENESYS_TLS_KEY": str(certs / "server.key")}, tmp_path / "gateway.log")
 
     agents = []
     for name, role, extra in (("verifier", "verify", ("--dry-run", "1")), ("designer", "design", ())):
@@ -109,7 +112,8 @@ def test_two_agents_and_a_gateway_finish_an_experiment_over_tls(tls_coordinator,
         ran = {(j.kind, names[j.worker_id]) for j in jobs}
         assert ran == {(job_pb2.JOB_KIND_DESIGN, "designer"), (job_pb2.JOB_KIND_VERIFY, "verifier")}
         # the gateway answers an agent's token-less call on its own port, as designers reach it
-        reply = LLM(f"127.0.0.1:{gateway_port}", caller="verifier").chat("ping", role="coder")
+        reply = LLM(f"127.0.0.1:{gateway_port}", caller="verifier",
+                    tls_ca=str(tls_coordinator.ca)).chat("ping", role="coder")
         assert "ping" in reply.text
     finally:
         _stop(*agents, gateway, fake)

@@ -42,6 +42,8 @@ def test_tls_files_are_required_unless_tls_is_switched_off(tmp_path: Path):
     token.write_text("t.secret\n")
     out = run("agent", {"GENESYS_COORDINATOR": "c:1", "GENESYS_TOKEN_FILE": str(token)})
     assert out.returncode == EX_CONFIG and "CA certificate (GENESYS_CA_CERT)" in out.stderr
+    out = run("gateway", {"GENESYS_CONFIG_FILE": str(config)})
+    assert out.returncode == EX_CONFIG and "TLS certificate (GENESYS_TLS_CERT)" in out.stderr
 
 
 def test_empty_secret_file_is_refused(tmp_path: Path):

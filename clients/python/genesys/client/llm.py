@@ -5,7 +5,8 @@
     print(llm.chat("Name a sorting algorithm.", role="proposer").text)
     plan = llm.chat_json("Plan the next unit.", schema={"type": "object", ...})
 
-The address and token default to the GENESYS_LLM_ADDRESS and GENESYS_LLM_TOKEN env vars.
+The address and token default to the GENESYS_LLM_ADDRESS and GENESYS_LLM_TOKEN env vars; with
+a CA bundle (tls_ca, else GENESYS_LLM_CA_CERT) the connection is TLS.
 """
 
 from __future__ import annotations
@@ -67,13 +68,18 @@ class LLM:
 
     def __init__(
         self, address: str | None = None, *, token: str | None = None, caller: str = "",
-        experiment: str = "", timeout: float = 300.0,
+        experiment: str = "", timeout: float = 300.0, tls_ca: str | None = None,
     ) -> None:
         self.address = address or os.environ.get("GENESYS_LLM_ADDRESS", DEFAULT_ADDRESS)
         token = token if token is not None else os.environ.get("GENESYS_LLM_TOKEN")
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.caller, self.experiment, self.timeout = caller, experiment, timeout
-        self._channel = grpc.insecure_channel(self.address)
+        tls_ca = tls_ca or os.environ.get("GENESYS_LLM_CA_CERT")
+        if tls_ca:
+            with open(tls_ca, "rb") as f:
+                self._channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(f.read()))
+        else:
+            self._channel = grpc.insecure_channel(self.address)
         self._stub = pb_grpc.LLMGatewayStub(self._channel)
 
     def __enter__(self) -> LLM:
