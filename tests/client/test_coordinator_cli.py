@@ -61,7 +61,7 @@ def test_experiment_design_budget_flow(run, tmp_path):
     assert "EVENT_KIND_DESIGN_SUBMITTED" in kinds and "EVENT_KIND_BUDGET_CHANGED" in kinds
 
 
-def test_tokens_and_errors(run, server):
+def test_tokens_and_errors(run, server, tmp_path, monkeypatch):
     token = run("token", "create", "bob", "--role", "worker").strip()
     assert token.count(".") == 1
     assert "revoked" in run("token", "revoke", "bob")
@@ -72,3 +72,9 @@ def test_tokens_and_errors(run, server):
     bad = CliRunner().invoke(cli, ["experiment", "list"], env={
         "GENESYS_COORDINATOR": server.address, "GENESYS_TOKEN": token})
     assert bad.exit_code == 1 and "UNAUTHENTICATED" in bad.output
+    assert "the token given was refused" in bad.output and "D/token" in bad.output
+    monkeypatch.chdir(tmp_path)  # no .genesys data dir here: no token to fall back on
+    none = CliRunner().invoke(cli, ["experiment", "list", "--token", ""],
+                              env={"GENESYS_COORDINATOR": server.address, "GENESYS_CONFIG": ""})
+    assert none.exit_code == 1 and "UNAUTHENTICATED" in none.output
+    assert "--token" in none.output and "GENESYS_TOKEN" in none.output

@@ -145,3 +145,12 @@ def test_source_keeps_the_authors_lines_until_the_design_changes():
     assert load_design(changed.to_source()).config == {"factor": 5.0}
     renamed = dataclasses.replace(design, name="other")
     assert renamed.to_source() == commented
+
+
+def test_submodules_are_attributes_of_the_package():
+    from genesys import lmade
+
+    assert lmade.seeds.get("gpt").name == "gpt"
+    assert "seeds" in dir(lmade) and "checker" in dir(lmade)
+    with pytest.raises(AttributeError):
+        getattr(lmade, "no_such_module")  # noqa: B009 - the attribute lookup is the test

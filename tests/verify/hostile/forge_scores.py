@@ -25,7 +25,7 @@ class Block(GAUBase):
         frame = sys._getframe(1)
         while frame is not None:
             for key, value in list(frame.f_globals.items()):
-                if isinstance(value, type) and hasattr(value, "__call__") and "Scorer" in key:
+                if isinstance(value, type) and "Scorer" in key:
                     value.__call__ = certain
                 elif callable(value) and "evaluat" in key:
                     frame.f_globals[key] = lambda *a, **k: {"fitness": 0.99}

@@ -37,9 +37,22 @@ def coordinator_command(fn: Callable) -> Callable:
             try:
                 return fn(client=client, **kwargs)
             except CoordinatorError as e:
-                raise click.ClickException(f"{e.code.name}: {e.details}") from None
+                raise click.ClickException(f"{e.code.name}: {e.details}"
+                                           + _token_hint(e, token)) from None
 
     return wrapper
+
+
+def _token_hint(error, token: str | None) -> str:
+    """Where a token comes from, when the coordinator refused a call for want of one."""
+    import grpc
+
+    if error.code != grpc.StatusCode.UNAUTHENTICATED:
+        return ""
+    given = "the token given was refused" if token else "no token was given"
+    return (f"\n({given}: pass --token or set GENESYS_TOKEN; a coordinator started with "
+            "`genesys server start --data-dir D` keeps its admin token in D/token, e.g. "
+            "--token \"$(cat D/token)\")")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
