@@ -9,7 +9,10 @@ other load on the machine. "flips" is the share of runs whose verdict differs fr
 seed's most common one (it should be 0%, on a busy machine too). Aim: a check under 20 s
 per seed on an idle 2-core machine.
 
-    python bench/check_latency.py [--runs 3] [--seeds gpt mamba2 ...]
+    python bench/check_latency.py [--runs 3] [--seeds gpt mamba2 ...] [--hog]
+
+``--hog`` runs a CPU-burning process beside the checks (a busy machine): the verdicts must
+not change.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import argparse
 import collections
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -49,7 +54,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seeds", nargs="*", default=seeds.names())
+    parser.add_argument("--hog", action="store_true", help="burn a CPU beside the checks")
     args = parser.parse_args()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.hog else None
+    try:
+        measure(args)
+    finally:
+        if hog is not None:
+            hog.kill()
+
+
+def measure(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     settings = CheckSettings()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
