@@ -182,3 +182,19 @@ def test_debian_texts_of_an_older_extraction_are_replaced(tmp_path, monkeypatch)
     assert list(corpus.debian_documents(["r-cran-janeaustenr"])) == ["new r-cran-janeaustenr"]
     assert not any(f.exists() for f in stale) and other.exists()
     assert (folder / f"r-cran-janeaustenr-v{EXTRACT_VERSION}.jsonl").exists()
+
+
+def test_training_view_holds_the_training_split_only(tiny_data, tmp_path):
+    from genesys.lmade.data import MONITOR_TOKENS, training_view
+
+    view = PreparedData(training_view(tiny_data, tmp_path / "view"))
+    names = {p.name for p in view.folder.iterdir()}
+    assert not any(n.startswith(("val", "test")) for n in names), names
+    assert view.num_tokens("train") == tiny_data.num_tokens("train")
+    train = np.concatenate([np.asarray(s) for s in tiny_data.shards("train")])
+    monitor = np.asarray(view.shards("val")[0])
+    assert len(monitor) == min(MONITOR_TOKENS, len(tiny_data.shards("train")[-1]))
+    assert np.array_equal(monitor, train[-len(monitor):])  # held-out text never copied
+    assert view.tokenizer.encode("the cat") == tiny_data.tokenizer.encode("the cat")
+    with pytest.raises(Exception, match="keeps no text"):
+        view.texts("test")
