@@ -34,6 +34,7 @@ from .rpc import AuthServicer, BudgetServicer, EvolutionServicer, SchedulerServi
 from .scheduler import Scheduler
 from .seeds import default_seeds_dir
 from .store import Store, open_store
+from .tree_index import IndexedStore
 
 log = logging.getLogger("genesys.server")
 SERVICE_DESCRIPTORS = [
@@ -43,6 +44,7 @@ SERVICE_DESCRIPTORS = [
     auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
 ]
 SERVICES = [d.full_name for d in SERVICE_DESCRIPTORS]
+RESCORE_SECONDS = 0.5
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -65,7 +67,8 @@ class Coordinator:
         self.config = config
         self.data_dir = config.data_path
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = store or open_store(config.store.url, self.data_dir, config.store.sqlite_sync)
+        self.store = IndexedStore(store or open_store(config.store.url, self.data_dir,
+                                                     config.store.sqlite_sync))
         self.auth = Authenticator(self.store)
         self.token_file = ensure_local_token(self.auth, self.store, self.data_dir)
         seeds_dir = Path(config.seeds_dir) if config.seeds_dir else default_seeds_dir()
@@ -77,6 +80,7 @@ class Coordinator:
         self._server: grpc.aio.Server | None = None
         self._reaper: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
+        self._rescorer: asyncio.Task | None = None
 
     async def start(self) -> str:
         limit = self.config.limits.max_message_bytes
@@ -112,6 +116,7 @@ class Coordinator:
         self.address = f"{host}:{port}"
         (self.data_dir / "address").write_text(self.address + "\n")
         self._reaper = asyncio.create_task(self._reap_forever())
+        self._rescorer = asyncio.create_task(self._rescore_forever())
         self._flusher = asyncio.create_task(self._flush_forever())
         log.info("event=started address=%s store=%s data_dir=%s tls=%s", self.address,
                  type(self.store).__name__, self.data_dir, bool(creds))
@@ -138,6 +143,18 @@ class Coordinator:
         if events or workers:
             log.info("event=pruned events=%d workers=%d", events, workers)
 
+    async def _rescore_forever(self) -> None:
+        """Large trees are rescored here, at most ~20% of the time (a rescore that took t
+        seconds waits 4t before the next)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await loop.run_in_executor(self._pool, self.evolution.rescore_pending)
+            except Exception:
+                log.exception("event=rescore_failed")
+            await asyncio.sleep(max(RESCORE_SECONDS, 4 * (loop.time() - started)))
+
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
@@ -152,6 +169,7 @@ class Coordinator:
             return
         await self.health.enter_graceful_shutdown()
         self._reaper.cancel()
+        self._rescorer.cancel()
         self._flusher.cancel()
         await self._server.stop(grace)
         self._server = None

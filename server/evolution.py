@@ -34,6 +34,7 @@ from .store import DesignQuery, Store, basic_view
 
 D, EV = design_pb2, design_pb2
 SUBMITTABLE = (D.DESIGN_STATE_PROPOSED, D.DESIGN_STATE_IMPLEMENTED)
+SYNC_RESCORE_DESIGNS = 2000  # larger trees are rescored in the background
 
 
 def now_ts(message, field: str, seconds: float | None = None) -> None:
@@ -48,6 +49,8 @@ class Evolution:
         self._experiments: dict[str, experiment_pb2.Experiment] = {}
         self._lock = threading.RLock()
         self._rescoring = threading.Lock()  # one rescore at a time: none writes stale scores
+        self._dirty: set[str] = set()       # experiments to rescore in the background
+        self._rankings: dict[tuple[str, str], tuple] = {}  # leaderboard cache
         self._draws = 0
 
     # -- experiments ------------------------------------------------------------------
@@ -178,10 +181,9 @@ class Evolution:
         fingerprint, label = trace_field(req.trace.check_report_json, "fingerprint"), \
             trace_field(req.trace.metadata_json, "label")[:200]
         if fingerprint:
-            same = next((d for d in self.store.experiment_designs(exp.name)
-                         if d.fingerprint == fingerprint), None)
+            same = self.store.fingerprint_owner(exp.name, fingerprint)
             if same is not None:
-                raise FunctionalDuplicate(same.id, fingerprint)
+                raise FunctionalDuplicate(same, fingerprint)
         design = design_pb2.Design(
             id="d" + secrets.token_hex(6), experiment=exp.name, name=req.name or parsed.name,
             digest=digest, tree=parsed.to_proto(), source=req.source or parsed.to_source(),
@@ -249,22 +251,36 @@ class Evolution:
         check_range("limit", req.limit, 0, 10_000)
         if req.rung and req.rung not in {r.name for r in exp.config.ladder.rungs}:
             raise InvalidArgument("rung", f"{req.rung!r} is not a rung of {exp.name!r}")
-        rows = []
-        for d in self.store.experiment_designs(exp.name):
-            result = next((r for r in d.results if r.rung == req.rung), None)
-            if req.rung and result is None:
-                continue
-            score = d.fitness if not req.rung else self._rung_score(exp, result)
-            rows.append((score, d, result))
-        rows.sort(key=lambda row: (-row[0], -row[1].confidence, row[1].id))
-        # by fitness, designs within their combined standard errors share a rank
-        tied = (selection.tied_ranks([d for _, d, _ in rows], selection.knobs(exp.config).z)
-                if not req.rung else {})
+        rows, tied = self._ranking(exp, req.rung)
         return [evolution_pb2.LeaderboardEntry(
             rank=tied.get(d.id, i) + 1, design_id=d.id, name=d.name, fitness=d.fitness,
             confidence=d.confidence, quadrant=d.quadrant,
             metrics=dict(result.metrics) if result else {}, score=score)
             for i, (score, d, result) in enumerate(rows[:req.limit or 20])]
+
+    def _ranking(self, exp: experiment_pb2.Experiment, rung: str) -> tuple[list, dict[str, int]]:
+        """The sorted leaderboard rows of a rung ("" = by fitness) and the tied ranks,
+        cached until a design or a score of the experiment changes."""
+        version = self.store.version(exp.name)
+        key = (exp.name, rung)
+        with self._lock:
+            cached = self._rankings.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        rows = []
+        for d in self.store.experiment_designs(exp.name):
+            result = next((r for r in d.results if r.rung == rung), None)
+            if rung and result is None:
+                continue
+            score = d.fitness if not rung else self._rung_score(exp, result)
+            rows.append((score, d, result))
+        rows.sort(key=lambda row: (-row[0], -row[1].confidence, row[1].id))
+        # by fitness, designs within their combined standard errors share a rank
+        tied = (selection.tied_ranks([d for _, d, _ in rows], selection.knobs(exp.config).z)
+                if not rung else {})
+        with self._lock:
+            self._rankings[key] = (version, rows, tied)
+        return rows, tied
 
     @staticmethod
     def _rung_score(exp: experiment_pb2.Experiment, result: design_pb2.RungResult) -> float:
@@ -324,16 +340,34 @@ class Evolution:
         self.work.notify()
 
     def _rescore(self, exp: experiment_pb2.Experiment) -> None:
+        """Rescore now while the tree is small; a large one is rescored in the background
+        (`rescore_pending`), so a submit or a result costs the same at any size."""
+        if self.store.design_count(exp.name) <= SYNC_RESCORE_DESIGNS:
+            self._rescore_now(exp.name)
+        else:
+            with self._lock:
+                self._dirty.add(exp.name)
+
+    def _rescore_now(self, name: str) -> None:
         with self._rescoring:
-            designs = self.store.experiment_designs(exp.name)
+            exp = self.experiment(name)
+            designs = self.store.experiment_designs(name)
             changed = selection.rescore(designs, exp.config)
             if changed:
                 self.store.update_scores(changed)
 
+    def rescore_pending(self) -> int:
+        """Rescore the experiments changed since the last call; returns how many."""
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+        for name in dirty:
+            self._rescore_now(name)
+        return len(dirty)
+
     def rescore_all(self) -> None:
         """Recompute derived scores (after a restart, fitness is rebuilt from results)."""
         for exp in self.experiments():
-            self._rescore(exp)
+            self._rescore_now(exp.name)
 
     # -- selection --------------------------------------------------------------------
     def rng(self, exp: experiment_pb2.Experiment, seed: int = 0) -> random.Random:

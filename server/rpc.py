@@ -42,7 +42,7 @@ from .errors import InvalidArgument, NotFound, ServiceError, brief, check_range
 from .events import Overflow
 from .evolution import Evolution
 from .scheduler import Scheduler
-from .store import DesignQuery, JobQuery, TokenRecord, basic_view
+from .store import JobQuery, TokenRecord, basic_view
 
 log = logging.getLogger("genesys.server")
 MAX_TTL_SECONDS = 10 * 366 * 86400  # CreateToken: at most ten years
@@ -149,8 +149,7 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
         out = experiment_pb2.Experiment()
         out.CopyFrom(exp)
         store = self.evo.store
-        _, total = store.list_designs(self._query(exp.name))
-        _, verified = store.list_designs(self._query(exp.name, design_pb2.DESIGN_STATE_VERIFIED))
+        total, verified = store.design_count(exp.name), store.verified_count(exp.name)
         kinds = (job_pb2.JOB_KIND_DESIGN, job_pb2.JOB_KIND_VERIFY)
         out.stats.designs, out.stats.verified_designs = total, verified
         out.stats.queued_jobs = sum(store.count_jobs(exp.name, k, (job_pb2.JOB_STATE_QUEUED,))
@@ -158,10 +157,6 @@ class EvolutionServicer(_Base, evolution_pb2_grpc.EvolutionServiceServicer):
         out.stats.leased_jobs = sum(store.count_jobs(exp.name, k, (job_pb2.JOB_STATE_LEASED,))
                                     for k in kinds)
         return out
-
-    @staticmethod
-    def _query(experiment: str, state: int = 0) -> DesignQuery:
-        return DesignQuery(experiment, state=state, limit=1)
 
     @handler
     def GetExperiment(self, req, caller):

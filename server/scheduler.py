@@ -34,7 +34,6 @@ from .events import EventHub, WorkSignal
 from .evolution import Evolution, check_metrics, now_ts
 from .store import (
     REPORT_PREFIX,
-    DesignQuery,
     Hold,
     JobQuery,
     Store,
@@ -285,7 +284,9 @@ class Scheduler:
         rungs = [r.name for r in exp.config.ladder.rungs if r.name in limits and fits(worker, r)]
         if not rungs:
             return None
-        designs, busy = self.store.experiment_designs(exp.name), self.store.verify_keys(exp.name)
+        lowest = exp.config.ladder.rungs[0].name
+        designs = self.store.verify_pool(exp.name, lowest, lowest in rungs)
+        busy = self.store.verify_keys(exp.name)
         taken: list[str] = []  # repeat verifications another worker holds
         for _ in range(4):
             target = selection.choose_verify_target(designs, exp.config, rungs, busy,
@@ -329,8 +330,7 @@ class Scheduler:
         if open_jobs >= mix.max_open_design_jobs:
             return None
         if mix.max_designs:
-            _, designs = self.store.list_designs(DesignQuery(exp.name, limit=1))
-            if designs + open_jobs >= mix.max_designs:
+            if self.store.design_count(exp.name) + open_jobs >= mix.max_designs:
                 return None
         job = self._new_job(exp, J.JOB_KIND_DESIGN)
         new = self._leased(job, worker, exp)

@@ -19,6 +19,7 @@ from genesys.server.scheduler import Scheduler
 from genesys.server.seeds import default_seeds_dir
 from genesys.server.sqlite_store import SqliteStore
 from genesys.server.store import JobQuery, TokenRecord, open_store
+from genesys.server.tree_index import IndexedStore
 from genesys.v1 import auth_pb2, budget_pb2, evolution_pb2, experiment_pb2, job_pb2
 from genesys.v1 import scheduler_pb2 as S
 
@@ -87,7 +88,7 @@ class World:
 
     def __init__(self, store, data_dir):
         config = load_server_config(None, data_dir=str(data_dir))
-        self.store = store
+        self.store = store = IndexedStore(store)
         hub, work = EventHub(store), WorkSignal()
         self.evo = Evolution(store, hub, work, config, default_seeds_dir())
         self.sched = Scheduler(store, hub, work, self.evo, config)
