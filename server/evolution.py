@@ -34,7 +34,7 @@ from .store import DesignQuery, Store, basic_view
 
 D, EV = design_pb2, design_pb2
 SUBMITTABLE = (D.DESIGN_STATE_PROPOSED, D.DESIGN_STATE_IMPLEMENTED)
-SYNC_RESCORE_DESIGNS = 2000  # larger trees are rescored in the background
+SYNC_RESCORE_DESIGNS = 200  # larger trees are rescored in the background
 
 
 def now_ts(message, field: str, seconds: float | None = None) -> None:

@@ -183,8 +183,11 @@ class IndexedStore:
 
     def update_experiment(self, exp) -> None:
         self._store.update_experiment(exp)
-        with self._lock:  # the ladder may have changed: rebuild on next use
-            self._trees.pop(exp.name, None)
+        with self._lock:  # the lowest rung may have changed: scan from the start again
+            tree = self._trees.get(exp.name)
+            if tree is not None:
+                tree.cursor = 0
+                tree.version += 1
 
     def _put(self, designs: list[design_pb2.Design]) -> None:
         with self._lock:
