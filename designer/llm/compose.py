@@ -49,7 +49,8 @@ def placeholder(name: str) -> str:
 
 def empty_tree(root: str, name: str) -> Design:
     """A tree holding only a placeholder root (the start of a design from scratch)."""
-    source = f"import torch\n{GAU_IMPORT}\n\n\n{placeholder(root)}\n\nROOT = {root!r}\nCONFIG = {{}}\n"
+    imports = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n" + GAU_IMPORT
+    source = f"{imports}\n\n\n{placeholder(root)}\n\nROOT = {root!r}\nCONFIG = {{}}\n"
     return load_design(source, name=name)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,4 +95,6 @@ class ModelChooser:
         if self.state_path:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             data = {k: vars(v) for k, v in self.records.items()}
-            self.state_path.write_text(json.dumps(data, sort_keys=True))
+            partial = self.state_path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(data, sort_keys=True))
+            os.replace(partial, self.state_path)  # jobs of one agent share the file

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from genesys.designer.llm.compose import UnitError, compose, empty_tree, is_placeholder, remap_lines
 from genesys.designer.llm.journal import Journal
 from genesys.designer.llm.models import ModelChooser
 from genesys.designer.llm.parse import ParseError, parse_code_answer, parse_json
@@ -94,3 +95,46 @@ def test_experiment_config_names_a_bad_designer_or_role():
     config.llm_roles.add(role="critic", model="smollm2")
     with pytest.raises(InvalidArgument, match=r"llm_roles\[1\].role"):
         validate("bad", config)
+
+
+BLOCK = '''class Block(GAUBase):
+    """Residual around a mixer written later."""
+
+    CHILDREN = [UnitDecl("Mix")]
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+        self.mix = Mix(embed_dim, block_loc, kwarg_all, **kwarg_all)
+
+    def _forward(self, X, **Z):
+        Y, Z = self.mix(X, **Z)
+        return X + Y, Z
+'''
+
+
+def test_a_unit_goes_into_the_tree_with_placeholders_for_its_new_children():
+    scratch = empty_tree("Block", "new")
+    assert is_placeholder(scratch, "Block")
+    composed = compose(scratch, "Block", BLOCK, "new")
+    assert composed.missing == ["Mix"] and is_placeholder(composed.design, "Mix")
+    assert not is_placeholder(composed.design, "Block")
+    lines = composed.design.to_source().splitlines()
+    assert lines[composed.first_line - 1].startswith("class Block(")
+    message = f"line {composed.first_line + 9}: NameError"
+    assert remap_lines(message, composed.first_line, composed.lines, "Block") == \
+        "line 10 of your Block code: NameError"
+    # rewriting Block without its child drops the now unreachable placeholder
+    alone = BLOCK.replace('CHILDREN = [UnitDecl("Mix")]', "").replace(
+        "self.mix = Mix(embed_dim, block_loc, kwarg_all, **kwarg_all)", "pass").replace(
+        "Y, Z = self.mix(X, **Z)\n        return X + Y, Z", "return X, {}")
+    assert list(compose(composed.design, "Block", alone, "new").design.units) == ["Block"]
+
+
+@pytest.mark.parametrize(("code", "error"), [
+    ("class Other(GAUBase):\n    pass\n", "exactly one class named Block"),
+    ("x = 1\n", "line 1 of your code: only imports and the class Block"),
+    ("class Block(GAUBase:\n", "syntax error at line 1"),
+])
+def test_answers_that_cannot_be_the_unit_say_why(code, error):
+    with pytest.raises(UnitError, match=error):
+        compose(empty_tree("Block", "new"), "Block", code, "new")
