@@ -56,4 +56,4 @@ def block_b() -> Design:
 
 from gateway.conftest import gateway  # noqa: E402,F401 - the real gateway, for the LLM designer tests
 
-from .llm_procs import scripted  # noqa: E402,F401
+from .llm_procs import coordinator, scripted  # noqa: E402,F401

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from agent.procs import CoordinatorProcess, free_tcp_port
 from gateway.conftest import BASE, free_port, models_toml, stop, wait_http
 
 SCRIPTED = Path(__file__).with_name("scripted_openai.py")
@@ -49,3 +50,11 @@ def scripted(tmp_path: Path, gateway) -> Iterator[Callable[[dict], Scripted]]:
     yield start
     for proc in procs:
         stop(proc)
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path) -> Iterator[CoordinatorProcess]:
+    proc = CoordinatorProcess(tmp_path / "coord", free_tcp_port())
+    proc.start()
+    yield proc
+    proc.stop()

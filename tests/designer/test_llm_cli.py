@@ -8,20 +8,10 @@ import os
 import subprocess
 import sys
 
-import pytest
-from agent.procs import CoordinatorProcess, free_tcp_port
 from genesys.client import Coordinator
 from genesys.v1 import experiment_pb2
 
 CLI = [sys.executable, "-c", "from genesys.cli import main; main()"]
-
-
-@pytest.fixture
-def coordinator(tmp_path):
-    proc = CoordinatorProcess(tmp_path / "coord", free_tcp_port())
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def genesys(coordinator, gateway: str, *args: str) -> subprocess.CompletedProcess:
