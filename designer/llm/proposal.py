@@ -39,7 +39,7 @@ def proposal_schema(ctx: DesignContext) -> dict:
         unit = {"type": "string", "enum": list(ctx.parents[0].units)}
     return {"type": "object", "required": ["title", "unit", "proposal"], "additionalProperties": False,
             "properties": {"title": {"type": "string", "maxLength": 120}, "unit": unit,
-                           "proposal": {"type": "string", "maxLength": 3000}}}
+                           "proposal": {"type": "string", "maxLength": 1500}}}
 
 
 def similarity(a: str, b: str) -> float:
