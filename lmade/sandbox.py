@@ -14,25 +14,38 @@ for raw outputs on inputs they choose, without running any of it in their own pr
 
 This module needs only the standard library (the GPU agent loads it without torch).
 
-Layers, strongest first (``isolation()`` says which this machine provides):
+Layers, strongest first (``isolation()`` says which this machine provides; ``genesys check
+--isolation`` prints it). The jail, seccomp and the limits are the defence; the audit hook
+and the static format check only give design authors early, readable messages.
 - namespaces via ``unshare``: a network namespace with only its own loopback (nothing
   outside is reachable), a PID namespace whose init is the supervisor (every process the
   code starts dies with it) and its own /proc; as a normal user also a user namespace.
-- the jail (``sandbox_jail``, needs ``mount`` and ``setpriv``): every mount read-only
-  except the scratch and writable dirs, directories other users cannot enter (e.g. /root)
-  replaced by an empty tmpfs with only the needed paths bound back, all capabilities
-  dropped and, for a root parent, an unprivileged uid (so RLIMIT_NPROC applies: root
-  ignores it). Without namespaces the child runs with the rlimits and the guard only.
+- the jail (``sandbox_jail``, needs ``setpriv``): a fresh root built from an allowlist
+  (system libraries, interpreter, packages, the project's code, the readable dirs read-only;
+  a size-limited scratch tmpfs and the writable dirs read-write; its own /proc, a minimal
+  /dev and /etc), all capabilities dropped and, for a root parent, a uid of its own per
+  concurrent sandbox (``SANDBOX_UID_BASE`` + slot, so RLIMIT_NPROC is not shared).
+- seccomp (``sandbox_seccomp``): no exec (unless ``allow_subprocess``), no socket family
+  but AF_UNIX (AF_INET/6 on the private loopback with ``local_sockets``), no ptrace,
+  mount, unshare, setns, bpf, keyctl... for the worker and everything it starts.
+- a cgroup per run (``sandbox_cgroup``, v2 where delegated, v1 as root): ``memory_mb``
+  and ``max_procs`` for all of the sandbox's processes together.
 - rlimits in the worker: CPU seconds, address space (data segment with CUDA), processes
   and threads, file size, no core files.
 - the audit-hook guard (``sandbox_guard``): clear messages for blocked sockets, process
   starts, ctypes, reads outside the allowed roots and writes outside the scratch dir.
 - the parent: wall-clock limit, cancellation, and it survives any death of the child.
+  What it takes from the child is capped: stdout+stderr ``MAX_OUTPUT_BYTES`` in all (the
+  last ``_STDERR_TAIL`` characters kept), one message line ``MAX_LINE_BYTES``, the last
+  ``_MAX_EVENTS_KEPT`` events, the first ``MAX_VIOLATIONS_KEPT`` violations; more than
+  ``MAX_VIOLATIONS`` violations, ``MAX_EVENT_BYTES`` of messages, or a longer line or
+  more output stops the child with reason "flood".
 """
 
 from __future__ import annotations
 
 import collections
+import fcntl
 import functools
 import importlib.util
 import json
@@ -42,7 +55,6 @@ import selectors
 import shutil
 import signal
 import site
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -54,11 +66,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-SANDBOX_UID = 65534  # "nobody": the uid a root parent drops the child to
+SANDBOX_UID_BASE = 200000  # a root parent runs sandbox slot N as uid/gid BASE + N
+SANDBOX_SLOTS = 256
+_SLOT_LOCK_DIR = "/run/lock/genesys-sandbox"  # root-only: the sandbox never sees /run
 _CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _MAX_EVENTS_KEPT = 1000
-_MAX_LINE = 64 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024  # one JSON message (an event, a reply, the result)
+MAX_EVENT_BYTES = 1024 * 1024 * 1024  # all messages of one run together
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024  # the child's stdout + stderr together
+MAX_VIOLATIONS_KEPT = 50
+MAX_VIOLATIONS = 1000
 _STDERR_TAIL = 4000
 _DRAIN_AFTER_EXIT_S = 1.0  # how long pipes are read after the child exited
 _GENESYS_SUBPACKAGES = ("lmade", "designer", "gpu_agent", "server", "llm_gateway")
@@ -70,8 +88,11 @@ class Limits:
 
     wall_s: float = 60.0
     cpu_s: float | None = None  # default: wall_s x CPU count
-    memory_mb: int | None = 4096  # address space (RLIMIT_DATA instead when cuda=True)
-    max_procs: int | None = 512  # processes + threads of the sandbox uid (RLIMIT_NPROC)
+    # address space (RLIMIT_DATA instead when cuda=True); also the cgroup's memory.max
+    memory_mb: int | None = 4096
+    # processes + threads of the sandbox uid (RLIMIT_NPROC) and of its cgroup (pids.max)
+    max_procs: int | None = 512
+    scratch_mb: int | None = 2048  # size of a throw-away scratch (a tmpfs) and of /dev/shm
     max_file_mb: int | None = 1024  # largest file the child may write (RLIMIT_FSIZE)
     threads: int | None = None  # OMP/MKL threads
     network: bool = False  # the host's network (no network namespace, sockets allowed)
@@ -86,7 +107,7 @@ class Limits:
     env: Mapping[str, str] = field(default_factory=dict)
     scratch_dir: str | None = None  # kept afterwards; default: a temp dir removed after
     isolate: bool = True  # use namespaces / uid drop where the OS allows
-    hidden_dirs: tuple[str, ...] = ()  # also hidden (besides home and source checkout)
+    hidden_dirs: tuple[str, ...] = ()  # covered when inside a bound dir (so are home, checkout)
     grace_s: float = 0.0  # on timeout or cancel: SIGTERM the worker, kill it this much later
     trusted: bool = False  # the target is trusted code that runs no design code (e.g. the
     # agent's grader, which opens sandboxes of its own): no audit guard, only the plumbing
@@ -104,7 +125,7 @@ class Limits:
 @dataclass
 class SandboxResult:
     """How a sandboxed run ended. ``reason`` is one of: ok, exception, blocked, timeout,
-    cpu_limit, memory_limit, signal, exit, cancelled, start_failed; ``error`` says it in
+    cpu_limit, memory_limit, flood, signal, exit, cancelled, start_failed; ``error`` says it in
     words, ``violations`` lists blocked operations (even ones the code swallowed)."""
 
     ok: bool
@@ -128,24 +149,39 @@ class SandboxResult:
 
 @dataclass(frozen=True)
 class Isolation:
-    """The OS layer this machine offers: the namespace command and what it enforces."""
+    """The OS layers this machine offers: the namespace command and what it enforces."""
 
     prefix: tuple[str, ...]  # the unshare command, () when namespaces are unavailable
-    jail: bool  # read-only file system + capability drop (sandbox_jail) in the child
-    drop_uid: bool  # the child runs as SANDBOX_UID (root parents only)
+    jail: bool  # allowlist root + capability drop (sandbox_jail) in the child
+    drop_uid: bool  # the child runs as a uid of its own (root parents only)
     enforced: tuple[str, ...]
     missing: tuple[str, ...]
+    seccomp: bool = False  # the worker loads sandbox_seccomp's filter
+    cgroup: str = ""  # "v1" / "v2": memory and pids limits per run (sandbox_cgroup)
 
     def describe(self) -> dict:
         return {"enforced": list(self.enforced), "missing": list(self.missing)}
 
 
 _NO_ISOLATION = Isolation((), False, False, ("audit hook", "rlimits"),
-                          ("namespaces", "read-only file system", "RLIMIT_NPROC for root"))
+                          ("namespaces", "allowlist jail", "seccomp", "cgroup limits",
+                           "uid per sandbox"))
+
+
+def _sibling(name: str) -> Any:
+    """A torch-free module of this folder, loaded like this one (the GPU agent loads
+    sandbox.py by file, without importing genesys.lmade, whose __init__ imports torch)."""
+    full = f"genesys.lmade.{name}"
+    if full not in sys.modules:
+        spec = importlib.util.spec_from_file_location(full, _PACKAGE_DIR / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        spec.loader.exec_module(module)
+    return sys.modules[full]
 
 
 def _probe(cmd: list[str]) -> bool:
-    """Does this prefix start our interpreter with its own standard library?"""
+    """Does this command start our interpreter with its own standard library?"""
     same_python = f"import sys; sys.exit(sys.base_prefix != {sys.base_prefix!r})"
     try:
         return subprocess.run(cmd + [sys.executable, "-c", same_python], capture_output=True,
@@ -154,10 +190,24 @@ def _probe(cmd: list[str]) -> bool:
         return False
 
 
+def _probe_jail(prefix: list[str]) -> str:
+    """Build a jail once in fresh namespaces; "" when it holds, else why not."""
+    config = _jail_config(Limits(), tempfile.gettempdir(), _read_roots(Limits(), ""), None)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import json, sandbox_jail; "
+            "sandbox_jail.enter(json.loads(sys.argv[2])); import os; "
+            "sys.exit(0 if not os.path.exists('/.oldroot') and os.path.isdir(sys.prefix) else 3)")
+    try:
+        done = subprocess.run([*prefix, sys.executable, "-s", "-c", code, str(_PACKAGE_DIR),
+                               json.dumps(config)], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
+
+
 @functools.cache
 def isolation() -> Isolation:
     """Find the strongest OS isolation that works here (probed once per process)."""
-    unshare, setpriv, mount = (shutil.which(n) for n in ("unshare", "setpriv", "mount"))
+    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
     root = os.geteuid() == 0
     user = [] if root else ["--user", "--map-root-user"]
     prefix = [unshare, *user, "--net", "--pid", "--kill-child", "--mount-proc", "--"]
@@ -165,20 +215,37 @@ def isolation() -> Isolation:
         return _NO_ISOLATION
     enforced = ["network namespace (loopback only)", "pid namespace"] + ([] if root else
                                                                         ["user namespace"])
-    if not (setpriv and mount):
-        return Isolation(tuple(prefix), False, False, tuple(enforced),
-                         ("read-only file system (needs setpriv and mount)",)
-                         + (("RLIMIT_NPROC for root",) if root else ()))
-    enforced += ["read-only file system outside scratch and writable dirs",
-                 "unsearchable dirs hidden", "no capabilities", "RLIMIT_NPROC"]
-    if root:
-        enforced.append(f"uid {SANDBOX_UID}")
-    return Isolation(tuple(prefix), True, root, tuple(enforced), ())
+    missing = []
+    why_not = _probe_jail(prefix) if setpriv else "needs setpriv"
+    jail = not why_not
+    if jail:
+        enforced += ["allowlist jail (fresh root: interpreter, packages, code, data read-only;"
+                     " scratch tmpfs)", "no capabilities"]
+    else:
+        missing.append(f"allowlist jail ({why_not})")
+    seccomp = jail and bool(_sibling("sandbox_seccomp").backend())
+    if seccomp:
+        enforced.append(f"seccomp ({_sibling('sandbox_seccomp').backend()})")
+    else:
+        missing.append("seccomp (install python3-seccomp or pyseccomp)")
+    cgroup = _sibling("sandbox_cgroup").available() if jail and root else ""
+    if cgroup:
+        enforced.append(f"cgroup {cgroup} memory and pids limits per sandbox")
+    else:
+        missing.append("cgroup limits (needs root and cgroup v1, or delegated cgroup v2)"
+                       + ("; rlimits only" if jail else ""))
+    if jail and root:
+        enforced.append(f"a uid per sandbox ({SANDBOX_UID_BASE}+slot), RLIMIT_NPROC")
+    elif jail:
+        missing.append("a uid per sandbox (needs root: RLIMIT_NPROC is shared with the "
+                       "agent's user)")
+    return Isolation(tuple(prefix), jail, jail and root, tuple(enforced), tuple(missing),
+                     seccomp, cgroup)
 
 
 def _private_dirs() -> tuple[str, ...]:
-    """Dirs hidden by default: the parent's home (tokens, keys, caches) and the source
-    checkout holding this package, minus what the child needs from them."""
+    """Dirs covered should a bound dir hold them: the parent's home (tokens, keys, caches)
+    and the source checkout holding this package (only its code dirs are bound)."""
     dirs = [os.path.expanduser("~")]
     checkout = next((p for p in _PACKAGE_DIR.parents if (p / ".git").exists()), None)
     if checkout is not None:
@@ -206,41 +273,14 @@ def _code_dirs(target: str) -> list[str]:
     return dirs
 
 
-def _hidden_dirs(paths: list[str], private: tuple[str, ...] = ()) -> dict[str, list[str]]:
-    """Dirs to cover with an empty tmpfs -> the needed paths to bind back beneath them:
-    ancestors of needed paths that other users cannot enter, and the private dirs."""
-    def under(path: str, root: str) -> bool:
-        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-    hide: dict[str, list[str]] = {}
-    for root in private:
-        if os.path.isdir(root) and not any(under(root, p) for p in paths):
-            hide[root] = []
-    for path in sorted(set(paths)):
-        covering = [h for h in hide if under(path, h)]
-        if not covering:
-            for ancestor in reversed(Path(path).parents[:-1]):  # from the top, skipping "/"
-                if not os.stat(ancestor).st_mode & stat.S_IXOTH:
-                    covering = [str(ancestor)]
-                    break
-        for root in covering[:1]:
-            keep = hide.setdefault(root, [])
-            if not any(under(path, k) for k in keep):
-                keep.append(path)
-    return dict(sorted(hide.items()))
-
-
-def _jail_config(limits: Limits, scratch: str, read_roots: list[str]) -> dict:
-    writable = [os.path.realpath(p) for p in (scratch, *limits.writable_dirs)]
-    return {
-        "mount": shutil.which("mount"), "setpriv": shutil.which("setpriv"),
-        "uid": SANDBOX_UID if isolation().drop_uid else None,
-        "writable": writable,
-        "hide": _hidden_dirs([p for p in read_roots + writable if os.path.exists(p)],
-                             _private_dirs() + tuple(limits.hidden_dirs)),
-        "parent_mnt_ns": os.readlink("/proc/self/ns/mnt"),
-        "loopback": not limits.network,
-    }
+def _jail_config(limits: Limits, scratch: str, read_roots: list[str], uid: int | None,
+                 cgroup_procs: tuple[str, ...] = ()) -> dict:
+    layout = _sibling("sandbox_jail").layout(
+        [r for r in read_roots if r != os.path.realpath(scratch)], list(limits.writable_dirs),
+        os.path.realpath(scratch), limits.scratch_mb, limits.scratch_dir is not None, uid,
+        limits.cuda, _private_dirs() + tuple(limits.hidden_dirs))
+    return {**layout, "setpriv": shutil.which("setpriv"), "cgroup_procs": list(cgroup_procs),
+            "parent_mnt_ns": os.readlink("/proc/self/ns/mnt"), "loopback": not limits.network}
 
 
 def _read_roots(limits: Limits, scratch: str, target: str = "") -> list[str]:
@@ -285,6 +325,28 @@ def _child_env(limits: Limits, scratch: str) -> dict[str, str]:
     return env
 
 
+def _take_slot() -> tuple[int, int]:
+    """A uid of its own for one sandbox (root parents): (uid, fd holding the slot's lock).
+    Concurrent sandboxes, in this process or another, get different slots."""
+    os.makedirs(_SLOT_LOCK_DIR, mode=0o700, exist_ok=True)
+    dir_fd = os.open(_SLOT_LOCK_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        if os.fstat(dir_fd).st_uid != os.geteuid():
+            raise RuntimeError(f"{_SLOT_LOCK_DIR} is not owned by this user")
+        for slot in range(SANDBOX_SLOTS):
+            fd = os.open(f"slot-{slot}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dir_fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return SANDBOX_UID_BASE + slot, fd
+    finally:
+        os.close(dir_fd)
+    raise RuntimeError(f"all {SANDBOX_SLOTS} sandbox slots are in use")
+
+
 def _chown_tree(path: str, uid: int) -> None:
     os.chown(path, uid, uid)
     for parent, dirs, files in os.walk(path):
@@ -314,6 +376,14 @@ class _Run:
         self.exit: dict | None = None  # the supervisor's report on how the worker ended
         self.stopped: str | None = None  # timeout / cancelled when the parent killed it
         self.jail_errors: list[str] = []
+        self.uid: int | None = None  # the sandbox's own uid (root parents with the jail)
+        self.cgroup: Any = None  # sandbox_cgroup.Cgroup, where the host offers one
+        self.flood: str | None = None  # what the child flooded the parent with
+        self.violation_count = 0
+        self.message_bytes = 0
+        self.output_fd: int | None = None
+        self.output = bytearray()  # the tail of the child's stdout + stderr
+        self.output_bytes = 0
         self.session: Session | None = None  # set when the parent converses with the worker
         self.worker_pid: int | None = None  # host pid of the worker, once it has started
 
@@ -323,19 +393,33 @@ class _Run:
         scratch = tempfile.mkdtemp(prefix="genesys-sandbox-") if own_scratch else \
             self.limits.scratch_dir
         os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
+        slot_fd = None
         try:
             if self.iso.drop_uid:
-                for path in (scratch, *self.limits.writable_dirs):
-                    _chown_tree(path, SANDBOX_UID)
-            with tempfile.TemporaryFile() as output:
-                result = self._execute(scratch, output)
-                output.seek(max(0, output.seek(0, os.SEEK_END) - _STDERR_TAIL))
-                result.output_tail = output.read().decode(errors="replace")
+                self.uid, slot_fd = _take_slot()
+                kept = () if own_scratch else (scratch,)  # a throw-away scratch is a tmpfs
+                for path in (*kept, *self.limits.writable_dirs):
+                    _chown_tree(path, self.uid)
+            if self.iso.cgroup:
+                self.cgroup = _sibling("sandbox_cgroup").Cgroup.create(
+                    f"genesys-sandbox-{self.nonce[:16]}", self.limits.memory_mb,
+                    self.limits.max_procs)
+            result = self._execute(scratch)
         finally:
+            leftover = self.cgroup.close() if self.cgroup is not None else []
+            if slot_fd is not None:
+                os.close(slot_fd)
             if own_scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
+        result.output_tail = self.output.decode(errors="replace")[-_STDERR_TAIL:]
         result.wall_s = time.monotonic() - started
         result.isolation = self.iso.describe()
+        if self.uid is not None:
+            result.isolation["uid"] = self.uid
+        if self.iso.cgroup and self.cgroup is None:
+            result.isolation["missing"].append("cgroup (could not create one for this run)")
+        if leftover:
+            result.isolation["killed_leftover_processes"] = len(leftover)
         if self.jail_errors:
             result.isolation["jail_errors"] = self.jail_errors
         return result
@@ -346,12 +430,13 @@ class _Run:
         limits["env"] = {}
         return json.dumps({
             "target": self.target, "payload": self.payload, "limits": limits,
-            "session": self.session is not None,
+            "session": self.session is not None, "seccomp": self.iso.seccomp,
             "nonce": self.nonce, "scratch": scratch, "pythonpath": list(self.limits.pythonpath),
             "read_roots": read_roots, "write_roots": [scratch, *self.limits.writable_dirs],
         }).encode()
 
-    def _execute(self, scratch: str, output: Any) -> SandboxResult:
+    def _execute(self, scratch: str) -> SandboxResult:
+        output_r, output_w = os.pipe()
         events_r, events_w = os.pipe()
         status_r, status_w = os.pipe()
         control_r, control_w = os.pipe()
@@ -361,18 +446,22 @@ class _Run:
         prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
         cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), *map(str, child_fds)]
         if self.iso.jail:
-            cmd.append(json.dumps(_jail_config(self.limits, scratch, read_roots)))
+            procs = self.cgroup.procs_files() if self.cgroup is not None else ()
+            cmd.append(json.dumps(_jail_config(self.limits, scratch, read_roots, self.uid,
+                                               procs)))
         try:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=output, stderr=output, cwd=scratch,
+                cmd, stdin=subprocess.PIPE, stdout=output_w, stderr=output_w, cwd=scratch,
                 env=_child_env(self.limits, scratch), pass_fds=child_fds,
                 start_new_session=True)
         except OSError as exc:
-            for fd in (events_r, status_r, control_w, requests_w, *child_fds):
+            for fd in (output_r, output_w, events_r, status_r, control_w, requests_w,
+                       *child_fds):
                 os.close(fd)
             return SandboxResult(False, reason="start_failed", error=f"cannot start: {exc}")
-        for fd in child_fds:
+        for fd in (*child_fds, output_w):
             os.close(fd)
+        self.output_fd = output_r
         if self.session is not None:
             self.session._attach(requests_w, proc.pid)
         else:
@@ -380,10 +469,11 @@ class _Run:
         threading.Thread(target=self._feed, args=(proc, self._request(scratch, read_roots)),
                          daemon=True).start()
         try:
-            self._pump(proc, {events_r: self._on_line, status_r: self._on_status}, control_w)
+            self._pump(proc, {events_r: self._on_line, status_r: self._on_status,
+                              output_r: self._on_output}, control_w)
         finally:
             self._kill(proc)
-            for fd in (events_r, status_r, control_w):
+            for fd in (output_r, events_r, status_r, control_w):
                 os.close(fd)
             if self.session is not None:
                 self.session._detach()
@@ -407,6 +497,9 @@ class _Run:
                 sel.register(fd, selectors.EVENT_READ)
             while sel.get_map():
                 now = time.monotonic()
+                if self.flood is not None:
+                    self.stopped = "flood"
+                    return
                 if self.stopped is None:
                     if now >= deadline:
                         self.stopped = "timeout"
@@ -427,11 +520,25 @@ class _Run:
                     if not chunk:
                         sel.unregister(key.fd)
                         continue
+                    if key.fd == self.output_fd:
+                        self._on_output(chunk)
+                        continue
+                    self.message_bytes += len(chunk)
+                    if self.message_bytes > MAX_EVENT_BYTES:
+                        self.flood = f"more than {MAX_EVENT_BYTES >> 20} MiB of messages"
                     *lines, buffers[key.fd] = (buffers[key.fd] + chunk).split(b"\n")
-                    if len(buffers[key.fd]) > _MAX_LINE:
-                        buffers[key.fd] = b""  # a runaway writer; drop the garbage
+                    if len(buffers[key.fd]) > MAX_LINE_BYTES:
+                        self.flood = f"a message line over {MAX_LINE_BYTES >> 20} MiB"
+                        buffers[key.fd] = b""
                     for line in lines:
                         self._dispatch(line, handlers[key.fd])
+
+    def _on_output(self, chunk: bytes) -> None:
+        self.output_bytes += len(chunk)
+        self.output += chunk
+        del self.output[:-4 * _STDERR_TAIL]
+        if self.output_bytes > MAX_OUTPUT_BYTES:
+            self.flood = f"more than {MAX_OUTPUT_BYTES >> 20} MiB on stdout/stderr"
 
     @staticmethod
     def _request_stop(control_fd: int) -> bool:
@@ -460,9 +567,13 @@ class _Run:
             if self.on_event is not None:
                 self.on_event(message["data"])
         elif kind == "violation":
-            self.violations.append({"operation": message.get("operation"),
-                                    "detail": message.get("detail"),
-                                    "after_event": self.events[-1] if self.events else None})
+            self.violation_count += 1
+            if self.violation_count > MAX_VIOLATIONS:
+                self.flood = f"more than {MAX_VIOLATIONS} blocked operations"
+            elif len(self.violations) < MAX_VIOLATIONS_KEPT:
+                self.violations.append({"operation": str(message.get("operation"))[:200],
+                                        "detail": str(message.get("detail"))[:2000],
+                                        "after_event": self.events[-1] if self.events else None})
         elif kind == "reply" and self.session is not None:
             self.session._on_reply(message)
         elif kind in ("result", "error") and self.final is None:
@@ -495,6 +606,9 @@ class _Run:
             result.error = f"wall-clock limit of {self.limits.wall_s:g} s exceeded"
         elif self.stopped == "cancelled":
             result.reason, result.error = "cancelled", "cancelled by the parent"
+        elif self.stopped == "flood":
+            result.reason = "flood"
+            result.error = f"stopped: the child sent {self.flood}"
         elif self.final is not None and self.final["kind"] == "result":
             result.ok = True
         elif self.final is not None:
@@ -514,7 +628,13 @@ class _Run:
         if result.signal is not None:
             name = _signal_name(result.signal)
             over_cpu = (result.cpu_s or 0.0) >= cpu_limit - 0.5
-            if result.signal == signal.SIGXCPU or (result.signal == signal.SIGKILL and over_cpu):
+            if result.signal == signal.SIGKILL and self.cgroup is not None \
+                    and self.cgroup.oom_killed():
+                result.reason = "memory_limit"
+                result.error = (f"memory limit of {self.limits.memory_mb} MiB (cgroup) exceeded; "
+                                "the kernel killed the child")
+            elif result.signal == signal.SIGXCPU or (result.signal == signal.SIGKILL
+                                                     and over_cpu):
                 result.reason = "cpu_limit"
                 result.error = f"CPU time limit of {cpu_limit:g} s exceeded ({name})"
             else:

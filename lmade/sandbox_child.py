@@ -30,11 +30,12 @@ if __name__ == "__main__":
     # (whose __init__ imports torch), then drop the folder from the import path.
     import sandbox_guard  # type: ignore[import-not-found]
     import sandbox_jail  # type: ignore[import-not-found]
+    import sandbox_seccomp  # type: ignore[import-not-found]
 
     del sys.path[0]
     sys.modules["genesys.lmade.sandbox_guard"] = sandbox_guard  # one SandboxViolation class
 else:
-    from genesys.lmade import sandbox_guard
+    from genesys.lmade import sandbox_guard, sandbox_seccomp
 
 _MB = 1024 * 1024
 
@@ -121,6 +122,10 @@ def _worker(request: dict, channel: Channel, requests_fd: int) -> None:
         violations.append(operation)
         channel.send("violation", operation=operation, detail=detail)
 
+    if request.get("seccomp"):
+        sockets = "any" if limits.get("network") else \
+            "local" if limits.get("local_sockets") else "unix"
+        sandbox_seccomp.install(allow_exec=limits.get("allow_subprocess", False), sockets=sockets)
     if not limits.get("trusted"):
         sandbox_guard.install(
             request["read_roots"], request["write_roots"], report,

