@@ -28,6 +28,7 @@ from .job import FAILURE_KINDS, JobRun, JobSettings
 from .link import AUTH, AgentFatal, Link, code_of, explain, is_transient
 from .log import log
 from .outbox import Outbox, Report
+from .sandboxing import sandbox
 
 ROLES = {"verify": job_pb2.WORKER_ROLE_VERIFY, "design": job_pb2.WORKER_ROLE_DESIGN}
 KINDS = {"verify": job_pb2.JOB_KIND_VERIFY, "design": job_pb2.JOB_KIND_DESIGN}
@@ -58,6 +59,7 @@ class AgentConfig:
     lease_wait_s: float = 5.0
     tls_ca: str | None = None
     isolate: bool = True
+    accept_weak_isolation: bool = False  # run jobs on a host without the sandbox's jail
     dry_run_s: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -136,8 +138,21 @@ class Agent:
 
     # --- main loop ----------------------------------------------------------------------------
 
+    def check_isolation(self) -> None:
+        """Log which sandbox layers this host enforces; refuse a host without the jail
+        unless the user accepted that (--accept-weak-isolation)."""
+        iso = sandbox.isolation() if self.cfg.isolate else sandbox.NO_ISOLATION
+        log("isolation", level="info" if iso.jail else "warning",
+            enforced="; ".join(iso.enforced), missing="; ".join(iso.missing) or None)
+        if not iso.jail and not self.cfg.accept_weak_isolation:
+            raise AgentFatal("this host cannot jail design code (missing: "
+                             f"{'; '.join(iso.missing)}); `genesys check --isolation` says "
+                             "what each layer needs; pass --accept-weak-isolation to run "
+                             "jobs anyway")
+
     def run(self) -> int:
         self._install_signals()
+        self.check_isolation()
         self.register()
         threads = [threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True),
                    threading.Thread(target=self._outbox_loop, name="outbox", daemon=True)]

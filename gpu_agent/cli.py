@@ -62,13 +62,16 @@ def _roles(spec: str) -> tuple[str, ...]:
 @click.option("--tls-ca", type=click.Path(dir_okay=False), help="CA bundle: connect with TLS.")
 @click.option("--drain-grace", type=float, default=60.0, show_default=True,
               help="Seconds a running job gets to checkpoint on SIGTERM.")
+@click.option("--accept-weak-isolation", is_flag=True,
+              help="Run jobs even where this host cannot jail design code "
+                   "(see `genesys check --isolation`).")
 @click.option("--dry-run", "dry_run_s", type=float, default=None, hidden=True,
               help="Simulate VERIFY jobs for this many seconds each instead of training.")
 def start_cmd(coordinator: str, token: str | None, token_file: str | None, roles: str, gpus: str,
               work_dir: str, data_dir: str | None, max_jobs: int, experiment: str, name: str,
               threads: int | None, job_memory_mb: int | None, connect_timeout: float,
               retry_forever: bool, tls_ca: str | None, drain_grace: float,
-              dry_run_s: float | None) -> None:
+              accept_weak_isolation: bool, dry_run_s: float | None) -> None:
     """Start a GPU agent: register, lease DESIGN/VERIFY jobs that fit, run each in a
     sandboxed child, report results. SIGTERM drains (checkpoint, hand leases back, exit)."""
     try:
@@ -83,7 +86,8 @@ def start_cmd(coordinator: str, token: str | None, token_file: str | None, roles
         max_jobs=max_jobs, name=name, experiment=experiment, connect_timeout_s=connect_timeout,
         retry_forever=retry_forever, threads=threads or max(1, (os.cpu_count() or 1) // slots),
         memory_mb=job_memory_mb or min(16384, (host_memory_bytes() >> 20) // slots),
-        tls_ca=tls_ca, drain_grace_s=drain_grace, dry_run_s=dry_run_s)
+        tls_ca=tls_ca, drain_grace_s=drain_grace, dry_run_s=dry_run_s,
+        accept_weak_isolation=accept_weak_isolation)
     try:
         code = Agent(config).run()
     except AgentFatal as exc:

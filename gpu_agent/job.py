@@ -90,6 +90,19 @@ def progress_of(job_id: str, event: dict) -> job_pb2.ProgressEvent:
         metrics_json=json.dumps(metrics, default=str))
 
 
+def touch_stop_file(job_dir: Path) -> None:
+    """Create the drain signal in a job dir that sandboxed code can write: through a
+    directory fd, never following a link the code planted (O_NOFOLLOW raises ELOOP) and
+    never blocking on a planted FIFO (O_NONBLOCK)."""
+    dir_fd = os.open(job_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(STOP_FILE, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+        os.close(fd)
+    finally:
+        os.close(dir_fd)
+
+
 class JobRun:
     """Runs in its own thread; ``on_done(run, report | None)`` is called at the end."""
 
@@ -121,7 +134,7 @@ class JobRun:
             log("job_stopping", job=self.job.id, design=self.design_id, reason=reason)
         if reason == "drain":
             try:
-                (self.dir / STOP_FILE).touch()
+                touch_stop_file(self.dir)
             except OSError:
                 self.cancel.set()
         else:

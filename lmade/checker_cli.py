@@ -1,4 +1,5 @@
-"""``genesys check FILE_OR_SEED``: run the symbolic checker on a design file or a seed."""
+"""``genesys check FILE_OR_SEED``: run the symbolic checker on a design file or a seed.
+``genesys check --isolation``: which sandbox layers this host enforces."""
 
 from __future__ import annotations
 
@@ -8,15 +9,41 @@ from pathlib import Path
 import click
 
 
+def print_isolation(as_json: bool) -> None:
+    """The sandbox layers this host enforces and the ones it lacks; exit 1 without the jail."""
+    import json
+
+    from genesys.lmade.sandbox import isolation
+
+    iso = isolation()
+    if as_json:
+        click.echo(json.dumps({"jail": iso.jail, **iso.describe()}))
+    else:
+        for layer in iso.enforced:
+            click.echo(f"ok      {layer}")
+        for layer in iso.missing:
+            click.echo(f"MISSING {layer}")
+        click.echo("design code is jailed" if iso.jail else
+                   "design code is NOT jailed here: only the audit hook and rlimits hold it")
+    sys.exit(0 if iso.jail else 1)
+
+
 @click.command("check")
-@click.argument("design")
+@click.argument("design", required=False)
+@click.option("--isolation", "isolation_only", is_flag=True,
+              help="Print which sandbox layers this host enforces (exit 1 without the jail).")
 @click.option("--scale", default="check", show_default=True,
               help="Size to check at: check, micro, tiny, 14M ... (see genesys.lmade.SCALES).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=None,
               help="Wall-clock limit in seconds for the sandboxed checks (default 120).")
-def check_cmd(design: str, scale: str, as_json: bool, timeout: float | None) -> None:
+def check_cmd(design: str | None, isolation_only: bool, scale: str, as_json: bool,
+              timeout: float | None) -> None:
     """Check DESIGN (a design file or a seed name); exit 0 if valid, 1 if not."""
+    if isolation_only:
+        print_isolation(as_json)
+    if design is None:
+        raise click.UsageError("give a DESIGN (a design file or a seed name), or --isolation")
     from genesys.lmade import seeds
     from genesys.lmade.checker import check, default_limits
     from genesys.lmade.scales import SCALES

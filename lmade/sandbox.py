@@ -163,7 +163,7 @@ class Isolation:
         return {"enforced": list(self.enforced), "missing": list(self.missing)}
 
 
-_NO_ISOLATION = Isolation((), False, False, ("audit hook", "rlimits"),
+NO_ISOLATION = Isolation((), False, False, ("audit hook", "rlimits"),
                           ("namespaces", "allowlist jail", "seccomp", "cgroup limits",
                            "uid per sandbox"))
 
@@ -212,7 +212,7 @@ def isolation() -> Isolation:
     user = [] if root else ["--user", "--map-root-user"]
     prefix = [unshare, *user, "--net", "--pid", "--kill-child", "--mount-proc", "--"]
     if not unshare or not _probe(prefix):
-        return _NO_ISOLATION
+        return NO_ISOLATION
     enforced = ["network namespace (loopback only)", "pid namespace"] + ([] if root else
                                                                         ["user namespace"])
     missing = []
@@ -277,7 +277,7 @@ def _jail_config(limits: Limits, scratch: str, read_roots: list[str], uid: int |
                  cgroup_procs: tuple[str, ...] = ()) -> dict:
     layout = _sibling("sandbox_jail").layout(
         [r for r in read_roots if r != os.path.realpath(scratch)], list(limits.writable_dirs),
-        os.path.realpath(scratch), limits.scratch_mb, limits.scratch_dir is not None, uid,
+        os.path.normpath(os.path.abspath(scratch)), limits.scratch_mb, limits.scratch_dir is not None, uid,
         limits.cuda, _private_dirs() + tuple(limits.hidden_dirs))
     return {**layout, "setpriv": shutil.which("setpriv"), "cgroup_procs": list(cgroup_procs),
             "parent_mnt_ns": os.readlink("/proc/self/ns/mnt"), "loopback": not limits.network}
@@ -347,8 +347,24 @@ def _take_slot() -> tuple[int, int]:
     raise RuntimeError(f"all {SANDBOX_SLOTS} sandbox slots are in use")
 
 
+def _make_tmp(scratch: str) -> None:
+    """``scratch/tmp`` (the child's TMPDIR), never through a link planted in a kept
+    scratch dir by an earlier run."""
+    dir_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.mkdir("tmp", 0o700, dir_fd=dir_fd)
+    except FileExistsError:
+        pass  # whatever is there is the sandbox's own business
+    finally:
+        os.close(dir_fd)
+
+
 def _chown_tree(path: str, uid: int) -> None:
-    os.chown(path, uid, uid)
+    """Hand a writable dir to the sandbox uid, following no link (an earlier run may have
+    planted some; a dir reached through one is skipped, and the jail does not mount it)."""
+    if os.path.realpath(path) != os.path.normpath(os.path.abspath(path)):
+        return
+    os.chown(path, uid, uid, follow_symlinks=False)
     for parent, dirs, files in os.walk(path):
         for name in dirs + files:
             os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
@@ -368,7 +384,7 @@ class _Run:
                  on_event: Callable[[dict], None] | None, cancel: threading.Event | None):
         self.target, self.payload, self.limits = target, payload, limits
         self.on_event, self.cancel = on_event, cancel
-        self.iso = isolation() if limits.isolate else _NO_ISOLATION
+        self.iso = isolation() if limits.isolate else NO_ISOLATION
         self.nonce = secrets.token_hex(16)
         self.events: collections.deque[dict] = collections.deque(maxlen=_MAX_EVENTS_KEPT)
         self.violations: list[dict] = []
@@ -392,7 +408,7 @@ class _Run:
         own_scratch = self.limits.scratch_dir is None
         scratch = tempfile.mkdtemp(prefix="genesys-sandbox-") if own_scratch else \
             self.limits.scratch_dir
-        os.makedirs(os.path.join(scratch, "tmp"), exist_ok=True)
+        _make_tmp(scratch)
         slot_fd = None
         try:
             if self.iso.drop_uid:
@@ -444,7 +460,9 @@ class _Run:
         child_fds = (events_w, status_w, control_r, requests_r)
         read_roots = _read_roots(self.limits, scratch, self.target)
         prefix = [a for a in self.iso.prefix if not (self.limits.network and a == "--net")]
-        cmd = [*prefix, sys.executable, "-s", str(_CHILD_SCRIPT), *map(str, child_fds)]
+        # Stage one (the jail) needs only the standard library: -S skips site's start-up.
+        flags = ["-s", "-S"] if self.iso.jail else ["-s"]
+        cmd = [*prefix, sys.executable, *flags, str(_CHILD_SCRIPT), *map(str, child_fds)]
         if self.iso.jail:
             procs = self.cgroup.procs_files() if self.cgroup is not None else ()
             cmd.append(json.dumps(_jail_config(self.limits, scratch, read_roots, self.uid,
@@ -625,16 +643,16 @@ class _Run:
 
     def _explain_death(self, result: SandboxResult, proc: subprocess.Popen) -> None:
         cpu_limit = float(self.limits.cpu_s or self.limits.wall_s * (os.cpu_count() or 1))
-        if result.signal is not None:
+        if result.signal in (None, signal.SIGKILL) and self.cgroup is not None \
+                and self.cgroup.oom_killed():  # None: the supervisor was killed too
+            result.reason = "memory_limit"
+            result.error = (f"memory limit of {self.limits.memory_mb} MiB (cgroup) exceeded; "
+                            "the kernel killed the sandbox")
+        elif result.signal is not None:
             name = _signal_name(result.signal)
             over_cpu = (result.cpu_s or 0.0) >= cpu_limit - 0.5
-            if result.signal == signal.SIGKILL and self.cgroup is not None \
-                    and self.cgroup.oom_killed():
-                result.reason = "memory_limit"
-                result.error = (f"memory limit of {self.limits.memory_mb} MiB (cgroup) exceeded; "
-                                "the kernel killed the child")
-            elif result.signal == signal.SIGXCPU or (result.signal == signal.SIGKILL
-                                                     and over_cpu):
+            if result.signal == signal.SIGXCPU or (result.signal == signal.SIGKILL
+                                                   and over_cpu):
                 result.reason = "cpu_limit"
                 result.error = f"CPU time limit of {cpu_limit:g} s exceeded ({name})"
             else:

@@ -167,7 +167,10 @@ def _supervise(pid: int, status_fd: int) -> None:
 
 
 def _forward_stop_requests(control_fd: int, pid: int) -> None:
-    """Relay the parent's graceful-stop request (a line on the control pipe) as SIGTERM."""
+    """Relay the parent's graceful-stop request (a line on the control pipe) as SIGTERM.
+    The pipe's end (the parent closed it, or died) kills the worker and this supervisor,
+    PID 1 of the sandbox, so the whole sandbox goes (a death signal from the launcher does
+    not survive the uid change)."""
 
     def relay() -> None:
         while data := os.read(control_fd, 64):
@@ -175,7 +178,12 @@ def _forward_stop_requests(control_fd: int, pid: int) -> None:
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
-                    return
+                    pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os._exit(1)
 
     threading.Thread(target=relay, daemon=True).start()
 

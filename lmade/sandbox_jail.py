@@ -28,7 +28,6 @@ the parent imports it too, for ``layout()``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import glob
 import os
@@ -66,13 +65,17 @@ def layout(read_roots: list[str], writable: list[str], scratch: str, scratch_mb:
     ro.append("/sys/devices/system/cpu")
     if cuda:
         ro += ["/sys", "/proc/driver/nvidia"]
-    rw = [os.path.realpath(p) for p in writable] + ([scratch] if kept_scratch else [])
+    # Writable dirs as given, links not resolved: an earlier run may have planted one in a
+    # dir it could write, and enter() refuses to mount through links.
+    rw = [os.path.normpath(os.path.abspath(p)) for p in writable] + \
+        ([scratch] if kept_scratch else [])
     ro += [os.path.realpath(p) for p in read_roots]
     ro = [p for p in dict.fromkeys(ro) if os.path.exists(p) and not _under(p, [scratch])]
     devices = list(_DEVICES)
     if cuda:
         devices += [p for pattern in _GPU_DEVICES for p in sorted(glob.glob(pattern))]
     name_uid = 0 if uid is None else uid
+    host = socket.gethostname()
     return {
         "ro": _outermost(ro), "rw": sorted(set(rw)), "links": links,
         "tmpfs": {} if kept_scratch else {scratch: scratch_mb},
@@ -83,7 +86,8 @@ def layout(read_roots: list[str], writable: list[str], scratch: str, scratch_mb:
         "etc": {
             "passwd": f"{_SANDBOX_USER}:x:{name_uid}:{name_uid}::{scratch}:/nonexistent\n",
             "group": f"{_SANDBOX_USER}:x:{name_uid}:\n",
-            "hosts": "127.0.0.1 localhost\n::1 localhost\n",
+            # the host name too: uname shows it anyway, and torchrun's rendezvous resolves it
+            "hosts": f"127.0.0.1 localhost {host}\n::1 localhost {host}\n",
             "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
         },
     }
@@ -106,7 +110,7 @@ class _Mounts:
     """mount(2), umount2(2) and pivot_root(2) through libc, collecting what failed."""
 
     def __init__(self) -> None:
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        self.libc = ctypes.CDLL(None, use_errno=True)  # libc, already loaded
         self.errors: list[str] = []
 
     def _check(self, rc: int, what: str) -> bool:
@@ -162,6 +166,11 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
 
 
+def _no_links(path: str) -> bool:
+    """Does ``path`` name itself, with no symbolic link in any of its components?"""
+    return os.path.realpath(path) == os.path.normpath(path)
+
+
 def _spot(path: str, like: str) -> None:
     """Create the mount point ``path`` in the new root: a dir, or a file for a file bind."""
     os.makedirs(os.path.dirname(path) or "/", mode=0o755, exist_ok=True)
@@ -197,14 +206,23 @@ def _build(m: _Mounts, config: dict) -> None:
         [(p, "tmpfs") for p in config["tmpfs"]]
     for path, kind in sorted(targets, key=lambda t: t[0].count("/")):
         source = _OLD + path
+        if not _no_links(os.path.dirname(path)) or (kind != "tmpfs" and not _no_links(source)):
+            # a link planted in a dir the sandbox could write in an earlier run: mount(2)
+            # would follow it (a relative one even back into the host's root)
+            m.errors.append(f"{path}: a symbolic link on the way; not mounted")
+            continue
         if kind == "tmpfs":
             os.makedirs(path, mode=0o755, exist_ok=True)
             size = config["tmpfs"][path]
             m.mount("genesys-scratch", path, "tmpfs", _MS_NOSUID | _MS_NODEV,
                     f"mode=0700{owner}" + (f",size={size}m" if size else ""))
+            os.mkdir(os.path.join(path, "tmp"), 0o700)
+            if uid is not None:
+                os.chown(os.path.join(path, "tmp"), uid, uid)
         elif os.path.exists(source):
             _spot(path, source)
-            m.bind(source, path)
+            if _no_links(path):
+                m.bind(source, path)
     for path in config.get("hide", []):
         m.mount("genesys-hidden", path, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=16k")
     for path, target in config["links"].items():
@@ -230,10 +248,6 @@ def _build(m: _Mounts, config: dict) -> None:
             _write(path, f.read())
     for name, text in config["etc"].items():
         _write(f"/etc/{name}", text)
-    scratch_tmp = os.path.join(config["scratch"], "tmp")
-    os.makedirs(scratch_tmp, exist_ok=True)
-    if uid is not None:
-        os.chown(scratch_tmp, uid, uid)
 
 
 def enter(config: dict) -> list[str]:

@@ -10,7 +10,8 @@ whose namespace flags can be checked):
 - unless ``allow_exec``: execve and execveat (``Limits.allow_subprocess``, e.g. torchrun
   ranks or torch.compile's compiler);
 - sockets: ``"unix"`` allows AF_UNIX only (Python's multiprocessing uses it), ``"local"``
-  also AF_INET/AF_INET6 (the sandbox's own loopback, for DDP), ``"any"`` filters nothing.
+  also AF_INET/AF_INET6 (the sandbox's own loopback, for DDP) and AF_NETLINK (gloo lists
+  the interfaces of the sandbox's network namespace), ``"any"`` filters nothing.
 
 The filter is inherited by every process the worker starts, across exec. It uses
 libseccomp's Python binding: Debian's ``python3-seccomp`` (a C extension built for the
@@ -47,8 +48,9 @@ _EXEC_CALLS = ("execve", "execveat")
 # CLONE_NEWNET, CLONE_NEWTIME
 _CLONE_NAMESPACE_FLAGS = (0x20000, 0x2000000, 0x4000000, 0x8000000, 0x10000000, 0x20000000,
                           0x40000000, 0x80)
-_AF_UNIX, _AF_INET, _AF_INET6, _AF_MAX = 1, 2, 10, 46
-SOCKET_POLICIES = {"unix": (_AF_UNIX,), "local": (_AF_UNIX, _AF_INET, _AF_INET6), "any": None}
+_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK, _AF_MAX = 1, 2, 10, 16, 46
+SOCKET_POLICIES = {"unix": (_AF_UNIX,), "local": (_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK),
+                   "any": None}
 
 
 def _debian_binding() -> ModuleType | None:
