@@ -35,11 +35,12 @@ and the static format check only give design authors early, readable messages.
 - the audit-hook guard (``sandbox_guard``): clear messages for blocked sockets, process
   starts, ctypes, reads outside the allowed roots and writes outside the scratch dir.
 - the parent: wall-clock limit, cancellation, and it survives any death of the child.
-  What it takes from the child is capped: stdout+stderr ``MAX_OUTPUT_BYTES`` in all (the
-  last ``_STDERR_TAIL`` characters kept), one message line ``MAX_LINE_BYTES``, the last
-  ``_MAX_EVENTS_KEPT`` events, the first ``MAX_VIOLATIONS_KEPT`` violations; more than
-  ``MAX_VIOLATIONS`` violations, ``MAX_EVENT_BYTES`` of messages, or a longer line or
-  more output stops the child with reason "flood".
+  What it takes from the child is capped: stdout+stderr ``MAX_OUTPUT_BYTES`` (64 MiB)
+  plus 16 KiB per second of the run (only the last ``_STDERR_TAIL`` characters are kept),
+  messages (events, replies, the result) ``MAX_EVENT_BYTES`` (1 GiB) plus 64 KiB per
+  second, one message line ``MAX_LINE_BYTES`` (16 MiB), the last ``_MAX_EVENTS_KEPT``
+  events, the first ``MAX_VIOLATIONS_KEPT`` (50) violations and at most ``MAX_VIOLATIONS``
+  (1000); beyond any of these the child is stopped with reason "flood".
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ _CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _MAX_EVENTS_KEPT = 1000
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one JSON message (an event, a reply, the result)
-MAX_EVENT_BYTES = 1024 * 1024 * 1024  # all messages of one run together
-MAX_OUTPUT_BYTES = 64 * 1024 * 1024  # the child's stdout + stderr together
+MAX_EVENT_BYTES = 1024 * 1024 * 1024  # all messages of one run together, plus per second:
+EVENT_BYTES_PER_S = 64 * 1024
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024  # the child's stdout + stderr together, plus per second:
+OUTPUT_BYTES_PER_S = 16 * 1024
 MAX_VIOLATIONS_KEPT = 50
 MAX_VIOLATIONS = 1000
 _STDERR_TAIL = 4000
@@ -400,6 +403,7 @@ class _Run:
         self.output_fd: int | None = None
         self.output = bytearray()  # the tail of the child's stdout + stderr
         self.output_bytes = 0
+        self.started = time.monotonic()
         self.session: Session | None = None  # set when the parent converses with the worker
         self.worker_pid: int | None = None  # host pid of the worker, once it has started
 
@@ -542,8 +546,8 @@ class _Run:
                         self._on_output(chunk)
                         continue
                     self.message_bytes += len(chunk)
-                    if self.message_bytes > MAX_EVENT_BYTES:
-                        self.flood = f"more than {MAX_EVENT_BYTES >> 20} MiB of messages"
+                    if self.message_bytes > self._allowance(MAX_EVENT_BYTES, EVENT_BYTES_PER_S):
+                        self.flood = f"more than {self.message_bytes >> 20} MiB of messages"
                     *lines, buffers[key.fd] = (buffers[key.fd] + chunk).split(b"\n")
                     if len(buffers[key.fd]) > MAX_LINE_BYTES:
                         self.flood = f"a message line over {MAX_LINE_BYTES >> 20} MiB"
@@ -555,8 +559,11 @@ class _Run:
         self.output_bytes += len(chunk)
         self.output += chunk
         del self.output[:-4 * _STDERR_TAIL]
-        if self.output_bytes > MAX_OUTPUT_BYTES:
-            self.flood = f"more than {MAX_OUTPUT_BYTES >> 20} MiB on stdout/stderr"
+        if self.output_bytes > self._allowance(MAX_OUTPUT_BYTES, OUTPUT_BYTES_PER_S):
+            self.flood = f"{self.output_bytes >> 20} MiB on stdout/stderr"
+
+    def _allowance(self, burst: int, per_s: int) -> float:
+        return burst + per_s * (time.monotonic() - self.started)
 
     @staticmethod
     def _request_stop(control_fd: int) -> bool:

@@ -63,14 +63,16 @@ def layout(read_roots: list[str], writable: list[str], scratch: str, scratch_mb:
         elif os.path.isdir(path):
             ro.append(path)
     ro.append("/sys/devices/system/cpu")
-    if cuda:
-        ro += ["/sys", "/proc/driver/nvidia"]
+    if cuda:  # the driver reads /sys; its libraries may sit outside /usr
+        ro += ["/sys", *os.environ.get("LD_LIBRARY_PATH", "").split(":"),
+               os.environ.get("CUDA_HOME", "")]
     # Writable dirs as given, links not resolved: an earlier run may have planted one in a
     # dir it could write, and enter() refuses to mount through links.
     rw = [os.path.normpath(os.path.abspath(p)) for p in writable] + \
         ([scratch] if kept_scratch else [])
     ro += [os.path.realpath(p) for p in read_roots]
-    ro = [p for p in dict.fromkeys(ro) if os.path.exists(p) and not _under(p, [scratch])]
+    ro = [p for p in dict.fromkeys(ro) if p and os.path.isabs(p) and os.path.exists(p)
+          and not _under(p, [scratch])]
     devices = list(_DEVICES)
     if cuda:
         devices += [p for pattern in _GPU_DEVICES for p in sorted(glob.glob(pattern))]
