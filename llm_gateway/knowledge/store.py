@@ -99,8 +99,13 @@ class MilvusStore:
         logging.getLogger("grpc._server").addFilter(_drop_unimplemented)
         self.uri = uri
         self.embedder_name = embedder_name
+        self.local = not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))  # milvus-lite
         try:
-            self.client = MilvusClient(uri=uri, token=token)
+            # milvus-lite's in-process server takes the client's 10 s keepalive pings for abuse
+            # (GOAWAY too_many_pings, logged on stderr); a server over the network keeps them
+            options = {} if not self.local else {"grpc.keepalive_time_ms": 600_000,
+                                                               "grpc.keepalive_permit_without_calls": False}
+            self.client = MilvusClient(uri=uri, token=token, grpc_options=options)
         except (MilvusException, OSError, RuntimeError) as exc:
             raise StoreError(f"cannot open the Milvus index at {uri}: {exc}") from exc
         self._lock = threading.RLock()
@@ -193,10 +198,18 @@ class MilvusStore:
     # -- chunks ----------------------------------------------------------------------------
 
     @milvus_errors
+    def _written(self, name: str) -> None:
+        # milvus-lite searches unflushed rows by brute force in Python (1.3 s at 10k rows here,
+        # 5 ms once flushed and indexed), so it is flushed after every write. A server indexes
+        # its growing segments itself and rate-limits flushes: it is left alone.
+        if self.local:
+            self.client.flush(name)
+
     def insert_chunks(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             with self._lock:
                 self.client.insert(CHUNKS, rows)
+                self._written(CHUNKS)
 
     @milvus_errors
     def query_chunks(self, expression: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
@@ -226,6 +239,7 @@ class MilvusStore:
         if CHUNKS in self._dimension:
             with self._lock:
                 self.client.delete(CHUNKS, filter=expression)
+                self._written(CHUNKS)
 
     @milvus_errors
     def search_chunks(self, mode: str, query: str, vector: np.ndarray | None, k: int,
@@ -266,6 +280,7 @@ class MilvusStore:
     def upsert_proposal(self, row: dict[str, Any]) -> None:
         with self._lock:
             self.client.upsert(PROPOSALS, [row])
+            self._written(PROPOSALS)
 
     @milvus_errors
     def search_proposals(self, experiment: str, vector: np.ndarray, k: int) -> list[tuple[dict[str, Any], float]]:
