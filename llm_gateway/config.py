@@ -88,6 +88,7 @@ class KnowledgeConfig:
     model: str = ""  # local: a model folder (empty: packaged all-MiniLM-L6-v2); openai: served name
     endpoint: str = ""  # openai: base URL of an OpenAI-compatible server
     threads: int = 1  # local: torch CPU threads while embedding
+    lexical: str = "auto"  # milvus (BM25 function, Milvus >= 2.5) | service (computed here) | auto
     chunk_chars: int = 1200
     chunk_overlap: int = 200
 
@@ -265,6 +266,8 @@ def check_knowledge(knowledge: KnowledgeConfig, where: str = "knowledge") -> Non
             raise ConfigError(f"config key {where}.endpoint: the openai embedder needs an http(s) URL")
         if not knowledge.model:
             raise ConfigError(f"config key {where}.model: the openai embedder needs the served model name")
+    if knowledge.lexical not in ("auto", "milvus", "service"):
+        raise ConfigError(f"config key {where}.lexical: must be auto, milvus or service, got {knowledge.lexical!r}")
     if knowledge.threads < 1:
         raise ConfigError(f"config key {where}.threads: must be >= 1")
     if knowledge.chunk_chars < 64:

@@ -43,6 +43,7 @@ from genesys.v1 import knowledge_pb2 as pb
 log = logging.getLogger("genesys.knowledge")
 MAX_TOP_K = 100
 MAX_DOCUMENT_BYTES = 48 * 1024 * 1024
+LEXICAL_NAMES = {"milvus": "milvus-bm25", "service": "service-tf (BM25 without IDF)", "auto": "(no index yet)"}
 MODES = {pb.SEARCH_MODE_UNSPECIFIED: "hybrid", pb.SEARCH_MODE_HYBRID: "hybrid",
          pb.SEARCH_MODE_DENSE: "dense", pb.SEARCH_MODE_LEXICAL: "lexical"}
 
@@ -257,7 +258,7 @@ class KnowledgeEngine:
             documents=self.store.count(CHUNKS, "chunk_index == 0"), chunks=self.store.count(CHUNKS),
             proposals=self.store.count(PROPOSALS), embedder=self.embedder.name,
             dimension=self.store.dimension(CHUNKS) or self.store.dimension(PROPOSALS),
-            backend=self.store.uri, lexical="milvus-bm25")
+            backend=self.store.uri, lexical=LEXICAL_NAMES.get(self.store.lexical, self.store.lexical))
 
     # -- proposals -------------------------------------------------------------------------
 
@@ -328,7 +329,7 @@ def open_engine(config: KnowledgeConfig, data_dir: Path) -> KnowledgeEngine:
         embedder = LocalEmbedder(config.model, cache_dir=data_dir / "models", threads=config.threads)
     uri = config.uri or str(data_dir / "milvus.db")
     try:
-        store = MilvusStore(uri, embedder.name, token=config.token)
+        store = MilvusStore(uri, embedder.name, token=config.token, lexical=config.lexical)
     except IndexMismatch as exc:
         raise EngineError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
     except StoreError as exc:

@@ -2,7 +2,8 @@
 schemas, metadata filters and dense / lexical / hybrid search.
 
 The lexical score is Milvus's BM25 function over the chunk's text (a sparse vector Milvus
-computes at insert and at query time), fused with the dense ranking by reciprocal rank. The
+computes at insert and at query time) where the backend has it, else a sparse vector the
+service computes (`lexical`); it is fused with the dense ranking by reciprocal rank. The
 embedder's name and dimension are stored as collection properties: an index built with one
 model is never searched or extended with another.
 """
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from genesys.llm_gateway.knowledge import lexical
 
+log = logging.getLogger("genesys.knowledge")
 CHUNKS = "genesys_chunks"
 PROPOSALS = "genesys_proposals"
 RRF_K = 60
@@ -90,7 +93,9 @@ def milvus_errors(method: Callable) -> Callable:
 
 
 class MilvusStore:
-    def __init__(self, uri: str, embedder_name: str, token: str = "") -> None:
+    def __init__(self, uri: str, embedder_name: str, token: str = "", lexical: str = "auto") -> None:
+        """lexical: milvus (the BM25 function), service (lexical.py's vectors) or auto (milvus
+        when the backend has it); an existing index keeps the kind it was built with."""
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException
 
@@ -110,19 +115,22 @@ class MilvusStore:
             raise StoreError(f"cannot open the Milvus index at {uri}: {exc}") from exc
         self._lock = threading.RLock()
         self._dimension: dict[str, int] = {}
+        self.lexical = lexical
         self._open_collections()
 
     @milvus_errors
     def _open_collections(self) -> None:
         for name in (CHUNKS, PROPOSALS):
             if self.client.has_collection(name):
-                self._dimension[name] = self._check_properties(name)
+                props = self.client.describe_collection(name).get("properties") or {}
+                self._dimension[name] = self._check_properties(name, props)
+                if name == CHUNKS:
+                    self.lexical = props.get("genesys.lexical", "milvus")
                 self.client.load_collection(name)
 
     # -- collections -----------------------------------------------------------------------
 
-    def _check_properties(self, name: str) -> int:
-        props = self.client.describe_collection(name).get("properties") or {}
+    def _check_properties(self, name: str, props: dict[str, str]) -> int:
         stored = props.get("genesys.embedder", "")
         if stored != self.embedder_name:
             raise IndexMismatch(
@@ -143,13 +151,34 @@ class MilvusStore:
                     raise IndexMismatch(f"the index {name} holds {have}-dimensional vectors; the embedder "
                                         f"{self.embedder_name!r} makes {dimension}-dimensional ones")
                 return
-            schema, index = (self._chunk_schema if name == CHUNKS else self._proposal_schema)(dimension)
-            self.client.create_collection(
-                name, schema=schema, index_params=index, consistency_level="Strong",
-                properties={"genesys.embedder": self.embedder_name, "genesys.dimension": str(dimension)})
+            properties = {"genesys.embedder": self.embedder_name, "genesys.dimension": str(dimension)}
+            if name == PROPOSALS:
+                self._create(name, *self._proposal_schema(dimension), properties)
+            else:
+                self._create_chunks(dimension, properties)
             self._dimension[name] = dimension
 
-    def _chunk_schema(self, dimension: int):
+    def _create(self, name: str, schema, index, properties: dict[str, str]) -> None:
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong",
+                                      properties=properties)
+
+    def _create_chunks(self, dimension: int, properties: dict[str, str]) -> None:
+        from pymilvus.exceptions import MilvusException
+
+        if self.lexical in ("auto", "milvus"):
+            try:
+                self._create(CHUNKS, *self._chunk_schema(dimension, bm25=True),
+                             properties | {"genesys.lexical": "milvus"})
+                self.lexical = "milvus"
+                return
+            except MilvusException as exc:
+                if self.lexical == "milvus":
+                    raise
+                log.info("event=knowledge_lexical_fallback reason=%r", str(exc))
+        self._create(CHUNKS, *self._chunk_schema(dimension, bm25=False), properties | {"genesys.lexical": "service"})
+        self.lexical = "service"
+
+    def _chunk_schema(self, dimension: int, bm25: bool):
         from pymilvus import DataType, Function, FunctionType
 
         s = self.client.create_schema(auto_id=False)
@@ -161,7 +190,7 @@ class MilvusStore:
         s.add_field("section", DataType.VARCHAR, max_length=1024)
         s.add_field("page", DataType.INT64)
         s.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
-        s.add_field("search_text", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True)
+        s.add_field("search_text", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=bm25)
         s.add_field("source", DataType.VARCHAR, max_length=2048)
         s.add_field("mime", DataType.VARCHAR, max_length=64)
         s.add_field("authors", DataType.VARCHAR, max_length=2048)
@@ -172,11 +201,12 @@ class MilvusStore:
         s.add_field("metadata", DataType.JSON)
         s.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
         s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                                input_field_names=["search_text"], output_field_names=["sparse"]))
         index = self.client.prepare_index_params()
         index.add_index("dense", index_type="AUTOINDEX", metric_type="COSINE")
-        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        if bm25:
+            s.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                    input_field_names=["search_text"], output_field_names=["sparse"]))
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25" if bm25 else "IP")
         return s, index
 
     def _proposal_schema(self, dimension: int):
@@ -206,6 +236,8 @@ class MilvusStore:
             self.client.flush(name)
 
     def insert_chunks(self, rows: list[dict[str, Any]]) -> None:
+        if self.lexical == "service":
+            rows = [row | {"sparse": lexical.document_vector(row["search_text"])} for row in rows]
         if rows:
             with self._lock:
                 self.client.insert(CHUNKS, rows)
@@ -250,21 +282,23 @@ class MilvusStore:
         from pymilvus import AnnSearchRequest, RRFRanker
 
         fields = CHUNK_FIELDS
+        metric, sparse_query = (("IP", lexical.query_vector(query)) if self.lexical == "service"
+                                else ("BM25", query))
         with self._lock:
             if mode == "dense":
                 result = self.client.search(CHUNKS, data=[vector.tolist()], anns_field="dense", limit=k,
                                             filter=expression, output_fields=fields,
                                             search_params={"metric_type": "COSINE"})
             elif mode == "lexical":
-                result = self.client.search(CHUNKS, data=[query], anns_field="sparse", limit=k,
+                result = self.client.search(CHUNKS, data=[sparse_query], anns_field="sparse", limit=k,
                                             filter=expression, output_fields=fields,
-                                            search_params={"metric_type": "BM25"})
+                                            search_params={"metric_type": metric})
             else:
                 depth = max(4 * k, 20)
                 requests = [
                     AnnSearchRequest(data=[vector.tolist()], anns_field="dense",
                                      param={"metric_type": "COSINE"}, limit=depth, expr=expression),
-                    AnnSearchRequest(data=[query], anns_field="sparse", param={"metric_type": "BM25"},
+                    AnnSearchRequest(data=[sparse_query], anns_field="sparse", param={"metric_type": metric},
                                      limit=depth, expr=expression),
                 ]
                 result = self.client.hybrid_search(CHUNKS, requests, ranker=RRFRanker(RRF_K), limit=k,

@@ -102,3 +102,23 @@ def test_proposal_memory_finds_the_near_duplicate_per_experiment(scratch_kb: Kno
     scratch_kb.add_proposal("exp1", "p1", "Rotary embeddings with a learned base.", 1.0, "replaced")
     assert scratch_kb.similar_proposals("exp1", "rotary position embedding base", k=1)[0].review == "replaced"
     assert scratch_kb.stats().proposals == 3
+
+
+def test_service_computed_lexical_scores_when_milvus_has_no_bm25(tmp_path: Path):
+    from genesys.llm_gateway.config import KnowledgeConfig
+    from genesys.llm_gateway.knowledge.engine import open_engine
+
+    engine = open_engine(KnowledgeConfig(lexical="service"), tmp_path / "kb")
+    docs = [pb.Document(filename=f"{name}.md", content=f"# {name}\n\n{text}".encode()) for name, text in (
+        ("Quokka", "Quokka attention keeps pivot tokens in a ring buffer. " * 4),
+        ("Wombat", "Wombat layers burrow through memory slots with a zq7 hashing trick. " * 4))]
+    engine.Ingest(pb.IngestRequest(documents=docs))
+    assert engine.GetStats(pb.GetStatsRequest()).lexical.startswith("service")
+    lexical = engine.Search(pb.SearchRequest(query="the zq7 trick", top_k=2, mode=pb.SEARCH_MODE_LEXICAL)).hits
+    assert [h.title for h in lexical] == ["Wombat"]  # only documents sharing a term score
+    hybrid = engine.Search(pb.SearchRequest(query="zq7", top_k=2)).hits
+    assert hybrid[0].title == "Wombat"
+    engine.close()
+    reopened = open_engine(KnowledgeConfig(), tmp_path / "kb")  # auto: keeps the kind it was built with
+    assert reopened.store.lexical == "service"
+    reopened.close()
