@@ -68,6 +68,8 @@ agent)
     fi
     if [ -n "${GENESYS_LLM_ADDRESS:-}" ]; then  # designers search the gateway's shared index
         export GENESYS_KB_ADDRESS="${GENESYS_KB_ADDRESS:-$GENESYS_LLM_ADDRESS}"
+        # the LLM designer's name for it (designer/llm/job.py)
+        export GENESYS_KNOWLEDGE_ADDRESS="${GENESYS_KNOWLEDGE_ADDRESS:-$GENESYS_KB_ADDRESS}"
     fi
     unset GENESYS_TOKEN_FILE  # the agent reads the file itself; its children never see it
     exec genesys agent start --coordinator "$GENESYS_COORDINATOR" \

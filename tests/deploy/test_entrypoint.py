@@ -55,3 +55,27 @@ def test_empty_secret_file_is_refused(tmp_path: Path):
 def test_unknown_role_is_a_clear_error():
     out = run("scheduler", {})
     assert out.returncode == EX_CONFIG and "unknown role 'scheduler'" in out.stderr
+
+
+def test_tls_and_knowledge_settings_reach_the_gateway_and_the_agents(tmp_path: Path):
+    fake = tmp_path / "bin" / "genesys"  # stands in for the CLI: prints what it was given
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nenv | grep -E "^GENESYS_(GATEWAY_TLS|LLM_CA|KB_|KNOWLEDGE_)" | sort\n')
+    fake.chmod(0o755)
+    files = {name: tmp_path / name for name in ("gateway.toml", "server.pem", "server.key", "ca.pem", "token")}
+    for path in files.values():
+        path.write_text("x\n")
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "GENESYS_TLS_CERT": str(files["server.pem"]),
+           "GENESYS_TLS_KEY": str(files["server.key"]), "GENESYS_CA_CERT": str(files["ca.pem"])}
+    run_ = lambda role, extra: subprocess.run(["sh", str(ENTRYPOINT), role], env=env | extra,  # noqa: E731
+                                              capture_output=True, text=True, timeout=30)
+    gateway = run_("gateway", {"GENESYS_CONFIG_FILE": str(files["gateway.toml"])})
+    assert gateway.returncode == 0, gateway.stderr
+    assert f"GENESYS_GATEWAY_TLS__CERT={files['server.pem']}" in gateway.stdout
+    assert f"GENESYS_GATEWAY_TLS__KEY={files['server.key']}" in gateway.stdout
+    agent = run_("agent", {"GENESYS_COORDINATOR": "c:1", "GENESYS_TOKEN_FILE": str(files["token"]),
+                           "GENESYS_LLM_ADDRESS": "gateway:50061"})
+    assert agent.returncode == 0, agent.stderr
+    for line in (f"GENESYS_LLM_CA_CERT={files['ca.pem']}", f"GENESYS_KB_CA_CERT={files['ca.pem']}",
+                 "GENESYS_KB_ADDRESS=gateway:50061", "GENESYS_KNOWLEDGE_ADDRESS=gateway:50061"):
+        assert line in agent.stdout.splitlines()
