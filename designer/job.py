@@ -97,6 +97,35 @@ def _unseen(candidate: Candidate, known: set[str], rng: random.Random, tries: in
     return candidate.design
 
 
+class _Behaviours:
+    """Fingerprints the experiment already holds (payload "known_fingerprints": {fp: id},
+    and the parents' "fingerprint"). A first parent without one (a seed: the coordinator
+    runs no checker) is checked once, when the first candidate needs the comparison, and
+    reported back in ``measured`` (a child that changed nothing effective behaves like its
+    first parent: mutations change it, crossovers start from it)."""
+
+    def __init__(self, payload: dict, parents: list[tuple[str, Design]], check: Check):
+        given = {p.get("id", ""): p["fingerprint"] for p in payload.get("parents") or []
+                 if p.get("fingerprint")}
+        self.known = dict(payload.get("known_fingerprints") or {})
+        self.known.update({fp: design_id for design_id, fp in given.items()})
+        self.missing = [(i, d) for i, d in parents[:1] if i not in given]
+        self.check = check
+        self.measured: dict[str, str] = {}
+
+    def same_as(self, fingerprint: str) -> str:
+        """The id (or name) of a design with this fingerprint, "" if none."""
+        if not fingerprint:
+            return ""
+        for design_id, parent in self.missing:
+            found = report_dict(self.check(parent)).get("fingerprint") or ""
+            if found:
+                self.measured[design_id or parent.name] = found
+                self.known.setdefault(found, design_id or parent.name)
+        self.missing = []
+        return self.known.get(fingerprint, "")
+
+
 def default_check(scale: str) -> Check:
     def check(design: Design) -> Any:
         from genesys.lmade.checker import check as lmade_check  # imported only when checking
@@ -122,6 +151,7 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
     parent_designs = [d for _, d in parents]
     labels = {p["name"]: p["label"] for p in payload.get("parents") or []
               if p.get("label") and p.get("name")}
+    behaviours = _Behaviours(payload, parents, check)
 
     for attempt in range(1, budget + 1):
         emit({"stage": "propose", "attempt": attempt, "fraction": (attempt - 1) / budget,
@@ -149,6 +179,11 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
                 rejected.append({"name": design.name, "digest": design.digest,
                                  "reason": failure(report)[:2000]})
                 continue
+            same = behaviours.same_as(report.get("fingerprint") or "")
+            if same:
+                rejected.append({"name": design.name, "digest": design.digest,
+                                 "reason": f"functional duplicate of {same} (same fingerprint)"})
+                continue
         used = parents[: len(candidate.parents)] if candidate.operation != "scratch" else []
         trace = {
             "operation": f"DESIGN_OPERATION_{candidate.operation.upper()}",
@@ -164,8 +199,8 @@ def design_job(payload: dict, emit: Emit | None = None, *, check: Check | None =
                 "name": design.name, "label": candidate.label, "digest": design.digest,
                 "parents": [i for i, _ in used],
                 "operation": candidate.operation, "trace": trace, "check": report,
-                "rejected": rejected}
+                "rejected": rejected, "parent_fingerprints": behaviours.measured}
     return {"ok": False, "checked": bool(checking), "operation": operation, "parents": [],
-            "check": None, "rejected": rejected,
+            "check": None, "rejected": rejected, "parent_fingerprints": behaviours.measured,
             "error": f"no candidate passed after {budget} attempt(s): "
                      + "; ".join(r["reason"] for r in rejected[-3:])}

@@ -16,9 +16,11 @@ OPERATIONS = {"mutation": design_pb2.DESIGN_OPERATION_MUTATION,
 
 
 def parent_entry(design: design_pb2.Design) -> dict:
-    """A payload "parents" entry: the source plus the per-rung metrics the proposer sees."""
+    """A payload "parents" entry: the source plus the per-rung metrics the proposer sees, and
+    the fingerprint (functional duplicates of the parent are rejected)."""
     return {"id": design.id, "name": design.name, "source": design.source, "digest": design.digest,
-            "label": design.label, "results": {r.rung: dict(r.metrics) for r in design.results}}
+            "label": design.label, "fingerprint": design.fingerprint,
+            "results": {r.rung: dict(r.metrics) for r in design.results}}
 
 
 def sibling_entries(designs: list[design_pb2.Design]) -> list[dict]:

@@ -297,11 +297,10 @@ class JobRun:
             ids = [p.id for p in selected.parents]
         return [self._design_source(i) for i in ids]
 
-    def _known_digests(self) -> list[str]:
+    def _known_designs(self) -> list[design_pb2.Design]:
         request = evolution_pb2.ListDesignsRequest(
             experiment=self.job.experiment, limit=1000, view=design_pb2.DESIGN_VIEW_BASIC)
-        response = self.link.call(self.link.evolution.ListDesigns, request, retry_for=60.0)
-        return [d.digest for d in response.designs]
+        return list(self.link.call(self.link.evolution.ListDesigns, request, retry_for=60.0).designs)
 
     def _designer_settings(self) -> dict:
         """Which designer the experiment runs (``extra_json`` key "designer", default
@@ -322,11 +321,13 @@ class JobRun:
 
     def _design(self, payload: dict) -> Report | None:
         parents = self._parents(payload)
+        known = self._known_designs()
         child = {**self._designer_settings(), **payload, "experiment": self.job.experiment,
                  "job_id": self.job.id, "seed": payload.get("seed") or random.getrandbits(31),
                  "parents": [parent_entry(p) for p in parents],
                  "siblings": self._siblings(parents[0].id) if parents else [],
-                 "known_digests": self._known_digests(),
+                 "known_digests": [d.digest for d in known],
+                 "known_fingerprints": {d.fingerprint: d.id for d in known if d.fingerprint},
                  "checkpoint": str(self.journal),
                  "model_stats": str(self.settings.work_dir / "llm_models.json")}
         started = time.monotonic()
@@ -349,7 +350,8 @@ class JobRun:
         check = value.get("check") if isinstance(value.get("check"), dict) else {}
         outcome = job_pb2.JobResult(
             wall_seconds=time.monotonic() - started, fingerprint=str(check.get("fingerprint") or ""),
-            metrics_json=json.dumps({"check": value.get("check"), "rejected": value.get("rejected")},
+            metrics_json=json.dumps({"check": value.get("check"), "rejected": value.get("rejected"),
+                                     "parent_fingerprints": value.get("parent_fingerprints") or {}},
                                     default=str))
         return self._report("complete", submission=submission,
                             result=json_format.MessageToDict(outcome))

@@ -333,6 +333,21 @@ class Evolution:
         self.after_result(exp, design.id, req.result.rung)
         return basic_view(self.get_design(design.id))
 
+    def record_fingerprints(self, experiment: str, fingerprints: object) -> None:
+        """Fingerprints a DESIGN job measured for designs that had none (the seeds, which
+        no checker ran on here): {design id: fingerprint}. Wrong shapes are ignored."""
+        if not isinstance(fingerprints, dict):
+            return
+        changed = []
+        for design_id, fingerprint in fingerprints.items():
+            found = self.store.get_design(str(design_id))
+            if (found is not None and found.experiment == experiment and not found.fingerprint
+                    and isinstance(fingerprint, str) and 0 < len(fingerprint) <= 200):
+                found.fingerprint = fingerprint
+                changed.append(found)
+        if changed:
+            self.store.update_designs(changed)
+
     def after_result(self, exp: experiment_pb2.Experiment, design_id: str, rung: str) -> None:
         self._rescore(exp)
         self.hub.publish(EV.EVENT_KIND_RESULT_REPORTED, exp.name, design_id=design_id,

@@ -66,6 +66,15 @@ def fits(worker: job_pb2.Worker, rung: experiment_pb2.Rung) -> bool:
     return (memory or caps.memory_bytes) >= rung.min_memory_bytes
 
 
+def _json_object(text: str) -> dict:
+    """`text` parsed as a JSON object; {} for anything else (validated as JSON already)."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 class Scheduler:
     def __init__(self, store: Store, hub: EventHub, work: WorkSignal, evolution: Evolution,
                  config: ServerConfig):
@@ -471,6 +480,8 @@ class Scheduler:
                 raise InvalidArgument("result.design_id", f"no design {brief(result.design_id)} "
                                       f"was submitted under job {job.id}")
             new.design_id = result.design_id
+            self.evo.record_fingerprints(job.experiment, _json_object(result.metrics_json).get(
+                "parent_fingerprints"))
         elif job.kind == J.JOB_KIND_VERIFY:
             results.check_stderr(result)
             rung_result = results.rung_result(job, result, req.worker_id)

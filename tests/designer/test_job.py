@@ -60,6 +60,32 @@ def test_scratch_and_unchecked_mode():
 
 @pytest.mark.slow
 def test_real_checker_passes_children_of_seeds():
-    for operation, names in (("mutation", ("gpt",)), ("crossover", ("mamba2", "gpt"))):
-        result = design_job(payload(operation, names, max_candidates=3))
-        assert result["ok"], result["rejected"]
+    result = design_job(payload("mutation", ("gpt",), max_candidates=3))
+    assert result["ok"], result["rejected"]
+    fingerprint = result["check"]["fingerprint"]
+    assert fingerprint and result["parent_fingerprints"]["d0"] not in ("", fingerprint)
+    crossed = payload("crossover", ("mamba2", "gpt"), max_candidates=3)
+    crossed["parents"][0]["fingerprint"] = "known"  # measured by an earlier job
+    result = design_job(crossed)
+    assert result["ok"], result["rejected"]
+    assert result["parent_fingerprints"] == {}
+
+
+def test_functional_duplicates_are_rejected_and_seed_fingerprints_reported():
+    checked = []
+
+    def same_network(design):  # every candidate computes what its parent computes
+        checked.append(design.name)
+        return {"ok": True, "fingerprint": "f" * 32}
+
+    result = design_job(payload(max_candidates=2), check=same_network)
+    assert not result["ok"]
+    assert [r["reason"] for r in result["rejected"]] == ["functional duplicate of d0 (same fingerprint)"] * 2
+    assert result["parent_fingerprints"] == {"d0": "f" * 32}
+    assert checked.count("gpt") == 1, "the seed parent is checked once"
+    known = design_job(payload(known_fingerprints={"e" * 32: "d7"}),
+                       check=lambda d: {"ok": True, "fingerprint": "e" * 32 if d.name != "gpt" else "g"})
+    assert not known["ok"] and "functional duplicate of d7" in known["rejected"][0]["reason"]
+    distinct = design_job(payload(), check=lambda d: {"ok": True, "fingerprint": d.digest})
+    assert distinct["ok"] and distinct["parent_fingerprints"]["d0"] != distinct["check"]["fingerprint"]
+    assert json.loads(distinct["trace"]["check_report_json"])["fingerprint"] == distinct["digest"]

@@ -80,3 +80,22 @@ def test_designs_within_noise_share_a_leaderboard_rank(admin, as_role):
         worker.complete(job, metrics={"bits_per_byte": bpb}, stderr={"bits_per_byte": 0.03})
     board = admin.leaderboard("tie")
     assert [e.rank for e in board] == [1, 1, 3]
+
+
+def test_design_jobs_record_seed_fingerprints_that_later_children_are_refused_by(admin, as_role):
+    admin.create_experiment("sf", ladder="micro:4", seeds=("gpt",))
+    gpt = admin.list_designs("sf")[0]
+    assert gpt.fingerprint == "", "no checker ran on the seed"
+    worker = as_role("worker")
+    worker.register_worker("w", roles=("design",))
+    job = worker.lease_job(timeout=0)
+    assert job.kind == "design"
+    source = admin.get_design(gpt.id).source
+    child = worker.submit_design("sf", source=variant(source, "x"), parents=[gpt.id],
+                                 trace=checked("c" * 40), job=job)
+    worker.complete(job, design_id=child.id,
+                    metrics_json={"parent_fingerprints": {gpt.id: "a" * 40, "d-other": "b" * 40}})
+    assert admin.get_design(gpt.id).fingerprint == "a" * 40
+    with pytest.raises(CoordinatorError) as err:
+        admin.submit_design("sf", source=variant(source, "y"), trace=checked("a" * 40))
+    assert err.value.existing_id == gpt.id
