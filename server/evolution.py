@@ -29,6 +29,7 @@ from .errors import (
 from .events import EventHub, WorkSignal
 from .experiment_config import validate, with_defaults
 from .gau_text import parse_source, parse_tree
+from .results import check_stderr
 from .seeds import available, load_seeds
 from .store import DesignQuery, Store, basic_view
 
@@ -300,6 +301,7 @@ class Evolution:
             raise InvalidArgument(f"{field}.rung", f"{result.rung!r} is not a rung of {exp.name!r}")
         check_metrics(dict(result.metrics), result.metrics_json, self.config.limits.max_metrics_bytes,
                       field)
+        check_stderr(result, field)
 
     def with_result(self, design: design_pb2.Design, result: design_pb2.RungResult
                     ) -> design_pb2.Design:

@@ -19,7 +19,8 @@ from .errors import InvalidArgument
 MAX_CURVE_POINTS = 256  # RungResult.train_curve / val_curve
 
 
-def check_stderr(result: job_pb2.JobResult, field: str = "result") -> None:
+def check_stderr(result: job_pb2.JobResult | design_pb2.RungResult, field: str = "result") -> None:
+    """Every standard error belongs to a metric and is a finite number >= 0."""
     for name, value in result.stderr.items():
         if name not in result.metrics:
             raise InvalidArgument(f"{field}.stderr[{name}]", "has no metric of that name")

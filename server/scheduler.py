@@ -483,7 +483,6 @@ class Scheduler:
             self.evo.record_fingerprints(job.experiment, _json_object(result.metrics_json).get(
                 "parent_fingerprints"))
         elif job.kind == J.JOB_KIND_VERIFY:
-            results.check_stderr(result)
             rung_result = results.rung_result(job, result, req.worker_id)
             design = self._verified(job, rung_result)  # the rung may since have been removed
             ledger_op = "commit"

@@ -63,6 +63,10 @@ def test_verify_results_keep_stderr_curves_throughput_and_memory(admin, as_role)
         worker.complete(second, metrics={"bits_per_byte": 2.0}, stderr={"bits_per_byte": -1})
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     worker.complete(second, metrics={"bits_per_byte": 2.0}, stderr={"bits_per_byte": 0.01})
+    with pytest.raises(CoordinatorError) as err:
+        admin.report_result(second.payload["design_id"], "micro", {"bits_per_byte": 2.0},
+                            stderr={"ghost": 0.1})
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "ghost" in err.value.details
     designs = {d.id: d for d in admin.list_designs("vr")}
     assert designs[second.payload["design_id"]].fitness == pytest.approx(1.0)
     assert designs[job.payload["design_id"]].fitness_stderr > 0, "kept with the design"

@@ -286,9 +286,11 @@ class Coordinator:
         return list(self._call(self.evolution.GetLeaderboard, req).entries)
 
     def report_result(self, design_id: str, rung: str, metrics: Mapping[str, float],
-                      metrics_json: str = "") -> design_pb2.Design:
+                      metrics_json: str = "", stderr: Mapping[str, float] | None = None
+                      ) -> design_pb2.Design:
+        """Record a verification by hand; `stderr`: each metric's standard error."""
         req = evolution_pb2.ReportResultRequest(design_id=design_id, result=design_pb2.RungResult(
-            rung=rung, metrics=dict(metrics), metrics_json=metrics_json))
+            rung=rung, metrics=dict(metrics), metrics_json=metrics_json, stderr=dict(stderr or {})))
         return self._call(self.evolution.ReportResult, req).design
 
     def select_parents(self, experiment: str, operation: str = "mutation", count: int = 0,
