@@ -467,6 +467,7 @@ class Scheduler:
         result = req.result
         check_metrics(dict(result.metrics), result.metrics_json,
                       self.evo.config.limits.max_metrics_bytes, "result")
+        results.check_stderr(result)
         if len(result.log_tail) > 100_000:
             raise InvalidArgument("result.log_tail", "longer than 100000 characters")
         new = copy_job(job)
