@@ -84,3 +84,22 @@ UP_PROJ = '''class UpProj(GAUBase):
     def _forward(self, X, **Z):
         return self.proj(X), {}
 '''
+
+# A block from scratch: a pre-norm residual MLP (causal: it never mixes positions).
+MLP_BLOCK = '''import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class MLPBlock(GAUBase):
+    """Pre-norm residual squared-ReLU MLP."""
+
+    def __init__(self, embed_dim, block_loc, kwarg_all, device=None, dtype=None, **kwargs):
+        super().__init__(embed_dim, block_loc, kwarg_all)
+        self.norm = nn.LayerNorm(embed_dim, device=device, dtype=dtype)
+        self.fc1 = nn.Linear(embed_dim, 4 * embed_dim, bias=False, device=device, dtype=dtype)
+        self.fc2 = nn.Linear(4 * embed_dim, embed_dim, bias=False, device=device, dtype=dtype)
+
+    def _forward(self, X, **Z):
+        return X + self.fc2(F.relu(self.fc1(self.norm(X))) ** 2), {}
+'''

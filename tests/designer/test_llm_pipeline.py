@@ -15,6 +15,7 @@ from genesys.designer.llm.proposal import similarity
 from .llm_scripts import (
     ACT,
     LEAKY_MLP,
+    MLP_BLOCK,
     OTHER_PROPOSAL,
     PROPOSAL,
     RELU2_MLP,
@@ -202,3 +203,21 @@ def test_declared_children_are_placeholders_until_the_planner_has_them_written(s
         ["GatedMLP", "Act", "Act", "UpProj"]
     assert any("placeholders for UpProj, Act" in n for n in trace["notes"])
     assert json.loads(trace["metadata_json"])["checks"] == 3  # the repeated Act reused its verdict
+
+
+def test_a_design_from_scratch_starts_from_a_placeholder_root(scripted):
+    server = scripted({
+        "proposer": [{"json": {"title": "MLP block", "unit": "MLPBlock",
+                               "proposal": "A block of one residual squared-ReLU MLP."}}],
+        "reviewer": [review(4)], "coder": [code(MLP_BLOCK)], "observer": [review(3)],
+    })
+    result, _ = run(server, operation="scratch", parents=[])
+
+    assert result["ok"], result.get("error")
+    design = load_design(result["source"])
+    assert design.root == "MLPBlock" and list(design.units) == ["MLPBlock"]
+    assert result["parents"] == [] and result["operation"] == "scratch"
+    scratch_prompt = server.requests("proposer")[0]["messages"][-1]["content"]
+    assert "from scratch" in scratch_prompt
+    schema = server.requests("proposer")[0]["response_format"]["json_schema"]["schema"]
+    assert "pattern" in schema["properties"]["unit"]  # a new class name, not a parent's unit
