@@ -54,6 +54,4 @@ def block_b() -> Design:
     ], '{"width": 3, "heads": 2}')
 
 
-from gateway.conftest import gateway  # noqa: E402,F401 - the real gateway, for the LLM designer tests
-
-from .llm_procs import coordinator, scripted  # noqa: E402,F401
+from .llm_procs import coordinator, scripted, scripted_service  # noqa: E402,F401 - LLM designer tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,7 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 from agent.procs import CoordinatorProcess, free_tcp_port
-from gateway.conftest import BASE, free_port, models_toml, stop, wait_http
+from gateway.conftest import (
+    BASE,
+    GENESYS,
+    free_port,
+    models_toml,
+    stop,
+    wait_grpc_serving,
+    wait_http,
+)
 
 SCRIPTED = Path(__file__).with_name("scripted_openai.py")
 ROLES = ("proposer", "reviewer", "planner", "coder", "observer")
@@ -32,24 +39,39 @@ def gateway_config(url: str) -> str:
     return text + "[roles]\n" + "".join(f'{role} = "{role}"\n' for role in ROLES)
 
 
-@pytest.fixture
-def scripted(tmp_path: Path, gateway) -> Iterator[Callable[[dict], Scripted]]:
-    """scripted({role: [answers]}) -> a running scripted server behind a real gateway."""
-    procs = []
-
-    def start(script: dict[str, list[dict]]) -> Scripted:
-        path = tmp_path / f"script{len(procs)}.json"
-        path.write_text(json.dumps(script))
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, str(SCRIPTED), "--port", str(port), "--script", str(path)])
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
+@pytest.fixture(scope="session")
+def scripted_service(tmp_path_factory) -> Iterator[Scripted]:
+    """One scripted server behind one real gateway for the whole session."""
+    folder = tmp_path_factory.mktemp("scripted")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(SCRIPTED), "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    gateway, address = None, f"127.0.0.1:{free_port()}"
+    try:
         wait_http(f"{url}/health")
-        return Scripted(url, gateway(gateway_config(url)).address)
+        config = folder / "gateway.toml"
+        config.write_text(gateway_config(url))
+        with open(folder / "gateway.log", "wb") as log:
+            gateway = subprocess.Popen([*GENESYS, "gateway", "start", "--config", str(config),
+                                        "--listen", address, "--data-dir", str(folder / "data")],
+                                       stdout=log, stderr=subprocess.STDOUT)
+        wait_grpc_serving(address, gateway)
+        yield Scripted(url, address)
+    finally:
+        for proc in (gateway, server):
+            if proc is not None:
+                stop(proc)
 
-    yield start
-    for proc in procs:
-        stop(proc)
+
+@pytest.fixture
+def scripted(scripted_service: Scripted) -> Callable[[dict], Scripted]:
+    """scripted({role: [answers]}) -> the scripted server (behind the gateway) with that script."""
+
+    def load(script: dict[str, list[dict]]) -> Scripted:
+        httpx.post(f"{scripted_service.url}/script", json=script, timeout=5).raise_for_status()
+        return scripted_service
+
+    return load
 
 
 @pytest.fixture

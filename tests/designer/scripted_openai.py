@@ -1,11 +1,12 @@
 """A scripted OpenAI-compatible server: each role's requests are answered from a script.
 
-    python scripted_openai.py --port P --script script.json
+    python scripted_openai.py --port P [--script script.json]
 
 The script maps a served model name (the tests serve one per designer role) to a list of
 answers, used in order: {"text": "..."}, {"json": {...}} (sent as its JSON text) or
 {"status": 503, "message": "..."} (an upstream error). A role whose list is used up gets a
-500 naming it. GET /requests lists every request received with the answer given.
+500 naming it. GET /requests lists every request received with the answer given;
+POST /script replaces the script and forgets the requests (one server serves many tests).
 Reuses the gateway tests' fake server for everything but the answers.
 """
 
@@ -25,7 +26,7 @@ from fake_openai import make_handler  # noqa: E402
 def scripted_handler(args: argparse.Namespace, script: dict[str, list[dict]]):
     base = make_handler(args)
     lock = threading.Lock()
-    positions = dict.fromkeys(script, 0)
+    positions: dict[str, int] = {}
     received: list[dict] = []
 
     class Handler(base):
@@ -37,6 +38,13 @@ def scripted_handler(args: argparse.Namespace, script: dict[str, list[dict]]):
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.path == "/script":
+                with lock:
+                    script.clear()
+                    script.update(body)
+                    positions.clear()
+                    received.clear()
+                return self._json(200, {})
             if self.path != "/v1/chat/completions":
                 return self._json(404, {"error": {"message": "not found"}})
             model = body.get("model", "")
@@ -66,11 +74,11 @@ def scripted_handler(args: argparse.Namespace, script: dict[str, list[dict]]):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--script", type=Path, required=True)
+    parser.add_argument("--script", type=Path)
     args = parser.parse_args()
     args.name = args.served_name = "scripted"
     args.delay, args.fail_status, args.max_model_len = 0.0, 0, 1 << 20
-    script = json.loads(args.script.read_text())
+    script = json.loads(args.script.read_text()) if args.script else {}
     server = ThreadingHTTPServer(("127.0.0.1", args.port), scripted_handler(args, script))
     server.daemon_threads = True
     server.serve_forever()

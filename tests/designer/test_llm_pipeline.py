@@ -32,7 +32,8 @@ def run(server, **payload):
     base = {"designer": "llm", "operation": "mutation", "experiment": "exp1", "seed": 3,
             "parents": [gpt_parent()], "llm": {"retry_wait_s": 0.05}}
     events = []
-    with LLM(server.gateway, caller="t", experiment="exp1") as llm:
+    experiment = payload.get("experiment", "exp1")
+    with LLM(server.gateway, caller="t", experiment=experiment) as llm:
         result = design_job({**base, **payload}, events.append, llm=llm)
     return result, events
 
@@ -130,7 +131,7 @@ def test_direct_prompting_writes_the_whole_file(scripted):
 @pytest.mark.parametrize("budget", ["max_tokens_per_design", "max_tokens_per_experiment"])
 def test_token_budgets_stop_the_designer_with_a_reason(scripted, budget):
     server = scripted({"proposer": [{"json": OTHER_PROPOSAL}] * 3, "reviewer": [review(1)] * 3})
-    result, _ = run(server, llm={budget: 50})
+    result, _ = run(server, llm={budget: 50}, experiment=f"budget-{budget[11:]}")  # its own count
 
     assert not result["ok"] and "token budget" in result["error"]
     assert result["failure_kind"] == "budget"
