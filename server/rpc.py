@@ -107,13 +107,16 @@ def handler(fn):
     name = fn.__name__
     on_loop = asyncio.iscoroutinefunction(fn)
 
+    def admitted(self, request, header: str | None):
+        return fn(self, request, self.admit(name, request, header))
+
     @functools.wraps(fn)
     async def wrapper(self, request, context):
         try:
-            caller = await self.blocking(self.admit, name, request, _header(context))
             if on_loop:
+                caller = await self.blocking(self.admit, name, request, _header(context))
                 return await fn(self, request, caller)
-            return await self.blocking(fn, self, request, caller)
+            return await self.blocking(admitted, self, request, _header(context))  # one hop
         except Exception as e:
             await abort(context, name, e)
 

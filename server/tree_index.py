@@ -64,6 +64,17 @@ class _Tree:
         self.version += 1
 
 
+class BusyPairs:
+    """The (design, rung) pairs of an experiment's VERIFY jobs that are not cancelled, as a
+    live read-only view (`pair in busy`), so a lease copies nothing."""
+
+    def __init__(self, counts: Counter):
+        self._counts = counts
+
+    def __contains__(self, pair: object) -> bool:
+        return self._counts.get(pair, 0) > 0
+
+
 class IndexedStore:
     """A Store with the tree index in front (see the module docstring)."""
 
@@ -96,10 +107,8 @@ class IndexedStore:
         with self._lock:
             return [tree.designs[i] for i in tree.order]
 
-    def verify_keys(self, experiment: str) -> set[tuple[str, str]]:
-        tree = self._tree(experiment)
-        with self._lock:
-            return {key for key, n in tree.busy.items() if n > 0}
+    def verify_keys(self, experiment: str) -> BusyPairs:
+        return BusyPairs(self._tree(experiment).busy)
 
     def design_count(self, experiment: str) -> int:
         return len(self._tree(experiment).order)
