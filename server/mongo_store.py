@@ -165,6 +165,21 @@ class MongoStore(Store):
             me.connect(db=db, alias=ALIAS, host=url, uuidRepresentation="standard")
         for doc in DOCUMENTS:
             doc.ensure_indexes()
+        self.adopt_unheld_leases()
+
+    def adopt_unheld_leases(self) -> int:
+        """Give a hold to every leased VERIFY job without one (reserved by a coordinator
+        from before holds), so its completion commits; returns how many."""
+        adopted = 0
+        for doc in JobDoc.objects(state=job_pb2.JOB_STATE_LEASED, kind=job_pb2.JOB_KIND_VERIFY,
+                                  hold=None).only("key", "experiment", "rung"):
+            key = secrets.token_hex(8)
+            self._ledger.update_one({"experiment": doc.experiment, "rung": doc.rung},
+                                    {"$push": {"holds": {"key": key, "job": doc.key,
+                                                         "at": time.time()}}})
+            JobDoc.objects(key=doc.key).update_one(set__hold=key)
+            adopted += 1
+        return adopted
 
     def close(self) -> None:
         me.disconnect(ALIAS)

@@ -273,3 +273,25 @@ class TestCompoundJobWrites:
         row = store.budget("e")[0]
         assert (row.reserved, row.committed) == (0, 1)
         assert store.get_design("d1").results[0].metrics["piqa"] == pytest.approx(0.6)
+
+
+def test_mongo_adopts_leases_reserved_before_holds(tmp_path):
+    """A coordinator from before holds counted reservations only: after the upgrade the
+    leased VERIFY jobs get holds, so their completions commit."""
+    from genesys.server.mongo_store import JobDoc, LedgerDoc
+
+    s = open_store(f"mongomock://localhost/t{uuid.uuid4().hex[:8]}", tmp_path)
+    s.set_budget("e", "micro", 3)
+    leased = job(1, kind=job_pb2.JOB_KIND_VERIFY)
+    leased.state, leased.rung, leased.fencing_token = job_pb2.JOB_STATE_LEASED, "micro", 1
+    s.insert_job(leased)
+    LedgerDoc.objects(experiment="e", rung="micro").update_one(inc__reserved=1, inc__used=1)
+    assert JobDoc.objects(key="j1").first().hold is None
+    assert s.adopt_unheld_leases() == 1 and s.adopt_unheld_leases() == 0
+    done = job_pb2.Job()
+    done.CopyFrom(leased)
+    done.state = job_pb2.JOB_STATE_SUCCEEDED
+    assert s.settle_job(done, leased, "commit")
+    row = s.budget("e")[0]
+    assert (row.reserved, row.committed) == (0, 1)
+    s.close()
