@@ -29,6 +29,7 @@ CODE_SCHEMA = {"type": "object", "required": ["analysis", "code"], "additionalPr
                               "code": {"type": "string", "maxLength": 12000}}}
 MAX_UNITS = 8  # units one design may write (a coder declaring children without end)
 NO_FEEDBACK = "The previous attempt did not pass. Write the unit again."
+MAX_SHOWN_CODE = 4000  # characters of the last attempt shown again (runaway answers are long)
 
 
 def _plan_schema(pending: list[str]) -> dict:
@@ -62,7 +63,7 @@ def _retry(ctx: DesignContext, answer, message: str) -> dict:
     the ablation, only that it failed)."""
     ctx.session.credit(answer, False)
     feedback = message[:2500] if ctx.settings.checker_feedback else NO_FEEDBACK
-    return {"code": str(answer.value.get("code", ""))[:8000], "feedback": feedback}
+    return {"code": str(answer.value.get("code", ""))[:MAX_SHOWN_CODE], "feedback": feedback}
 
 
 def _attempt(ctx: DesignContext, proposal: Proposal, tree: Design, unit: str, name: str,
@@ -97,7 +98,7 @@ def _attempt(ctx: DesignContext, proposal: Proposal, tree: Design, unit: str, na
     if review.value["rating"] < ctx.settings.observer_threshold:
         ctx.session.credit(answer, False)
         ctx.trace.note(f"{unit} attempt {attempt}: observer rated {review.value['rating']}")
-        return None, {"code": answer.value["code"], "feedback": (
+        return None, {"code": answer.value["code"][:MAX_SHOWN_CODE], "feedback": (
             f"The code passed the checker, but the reviewer rated it "
             f"{review.value['rating']}/5: {review.value['review']}")}
     ctx.session.credit(answer, True)
