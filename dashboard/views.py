@@ -355,12 +355,14 @@ def job_row(job: job_pb2.Job, names: dict[str, str]) -> dict[str, Any]:
 def jobs_view(client: Coordinator, name: str) -> dict[str, Any]:
     exp = client.get_experiment(name)
     names = {d.id: display_name(d) for d in all_designs(client, name)}
-    jobs = [job_row(j, names) for j in client.list_jobs(name, limit=JOBS_LIMIT)]
+    def rows(state: str, limit: int) -> list[dict[str, Any]]:
+        return [job_row(j, names) for j in client.list_jobs(name, state=state, limit=limit)]
+
+    recent = [j for j in rows("", JOBS_LIMIT) if j["state"] not in ("leased", "queued")]
     workers = {w.id: worker_row(w) for w in client.list_workers(include_dead=True)}
     return {"experiment": experiment_row(exp),
-            "running": [j for j in jobs if j["state"] == "leased"],
-            "queued": [j for j in jobs if j["state"] == "queued"],
-            "history": [j for j in jobs if j["state"] not in ("leased", "queued")],
+            "running": rows("leased", 10_000),  # every running job, however many finished since
+            "queued": rows("queued", JOBS_LIMIT), "history": recent,
             "workers": sorted(workers.values(), key=lambda w: (w["state"] != "alive", w["name"]))}
 
 

@@ -1,7 +1,7 @@
 // Genesys dashboard: plots (uPlot), syntax highlighting (highlight.js), the sortable,
-// filterable, virtualised leaderboard, the lineage graph (canvas + d3-zoom), admin actions and the live events.
-// Server-sent events fill the feed and progress cells and make htmx fetch the sections they
-// change again; htmx.onLoad runs `setup` for every swapped-in part.
+// filterable, virtualised leaderboard, the lineage graph (canvas + d3-zoom), admin actions
+// and the live events. Server-sent events fill the feed and progress cells and make htmx
+// fetch the sections they change again; htmx.onLoad runs `setup` for every swapped-in part.
 "use strict";
 
 const genesys = (() => {
