@@ -36,21 +36,28 @@ def credentials(tls: TlsConfig) -> grpc.ServerCredentials | None:
 
 
 def knowledge_servicer(config: GatewayConfig):
-    """The KnowledgeService on the config's index, or None when it is off or not installed."""
+    """The KnowledgeService on the config's index (opened in the background), or None when
+    it is off or its extra is not installed."""
     if not config.knowledge.enabled:
         return None
     try:
-        from genesys.llm_gateway.knowledge.engine import EngineError, open_engine
+        from genesys.llm_gateway.knowledge.engine import open_engine
         from genesys.llm_gateway.knowledge.service import KnowledgeServicer
     except ImportError as exc:
         log.warning("event=knowledge_disabled reason=%r hint=\"pip install 'genesys[knowledge]'\"", str(exc))
         return None
-    try:
-        engine = open_engine(config.knowledge, config.knowledge_path)
-    except EngineError as exc:
-        raise OSError(f"the knowledge index: {exc}") from exc
-    log.info("event=knowledge_ready backend=%s embedder=%s", engine.store.uri, engine.embedder.name)
-    return KnowledgeServicer(engine, TokenAuth(config.auth))
+
+    def opened():
+        try:
+            engine = open_engine(config.knowledge, config.knowledge_path)
+        except Exception as exc:
+            log.error("event=knowledge_unavailable error=%r", str(exc))
+            raise
+        log.info("event=knowledge_ready backend=%s embedder=%s lexical=%s", engine.store.uri,
+                 engine.embedder.name, engine.store.lexical)
+        return engine
+
+    return KnowledgeServicer(opened, TokenAuth(config.auth))
 
 
 async def serve(config: GatewayConfig) -> None:
@@ -88,8 +95,15 @@ async def serve(config: GatewayConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
     await server.start()
-    for name in ("", *services):
+    for name in ("", SERVICE_NAME):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if knowledge is not None:  # SERVING once its index is open (NOT_SERVING if it cannot be)
+        def knowledge_health(opened) -> None:
+            status = (health_pb2.HealthCheckResponse.NOT_SERVING if opened.exception()
+                      else health_pb2.HealthCheckResponse.SERVING)
+            asyncio.run_coroutine_threadsafe(health.set(KNOWLEDGE_SERVICE, status), loop)
+        await health.set(KNOWLEDGE_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
+        knowledge.engine.add_done_callback(knowledge_health)
     log.info("event=gateway_listening listen=%s models=%s metrics=%s tls=%s knowledge=%s", config.listen,
              ",".join(gateway.pools), config.metrics_listen or "off", "on" if creds else "off",
              "on" if knowledge else "off")

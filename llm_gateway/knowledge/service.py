@@ -3,7 +3,9 @@
 Same bearer tokens as the gateway (deleting a document needs an admin token). The engine
 is blocking (embedding, Milvus), so every call runs on one worker thread: calls are
 serialised, which keeps milvus-lite and the embedder single-threaded, and the event loop
-keeps serving chat requests meanwhile.
+keeps serving chat requests meanwhile. The engine is opened on that thread too, first, so
+the gateway serves chat while the index opens; calls made meanwhile wait for it, and if it
+cannot be opened they get its error (UNAVAILABLE, FAILED_PRECONDITION).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import grpc
 from genesys.llm_gateway.auth import AuthError, TokenAuth
@@ -24,10 +27,13 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["KnowledgeService"].full_name
 
 
 class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
-    def __init__(self, engine: KnowledgeEngine, auth: TokenAuth) -> None:
-        self.engine = engine
+    def __init__(self, open_engine: Callable[[], KnowledgeEngine], auth: TokenAuth) -> None:
         self.auth = auth
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="knowledge")
+        self.engine: Future[KnowledgeEngine] = self._worker.submit(open_engine)
+
+    def _run(self, method: str, request):
+        return getattr(self.engine.result(), method)(request)
 
     async def _call(self, method: str, request, context: grpc.aio.ServicerContext, admin: bool = False):
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
@@ -39,8 +45,7 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs an admin token")
         started = time.monotonic()
         try:
-            response = await asyncio.get_running_loop().run_in_executor(
-                self._worker, getattr(self.engine, method), request)
+            response = await asyncio.get_running_loop().run_in_executor(self._worker, self._run, method, request)
         except EngineError as exc:
             log.info("event=knowledge_refused method=%s caller=%s code=%s error=%r", method,
                      who.name or "-", exc.code.name, str(exc))
@@ -75,4 +80,5 @@ class KnowledgeServicer(pb_grpc.KnowledgeServiceServicer):
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
-        self.engine.close()
+        if self.engine.exception() is None:
+            self.engine.result().close()
