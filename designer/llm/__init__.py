@@ -19,7 +19,7 @@ run again with the same file resumes without repeating an LLM call or a check).
 Returns the recombination designer's result shape ("ok", "source", "name", "digest",
 "parents", "operation", "check", "rejected", "trace", "error"); "trace" is a
 genesys.v1.DesignTrace dict, present also when the design was abandoned (ok false, the
-reason in its abandoned_reason, "failure_kind": design | infrastructure | budget).
+reason in its abandoned_reason, "failure_kind": design | infrastructure | budget | config).
 """
 
 from .job import design_job

@@ -38,12 +38,16 @@ def _context(payload: dict, emit: Emit, check: Check, llm: LLM, knowledge: Any,
              rejected: list[dict]) -> DesignContext:
     designer = payload.get("designer") or "llm"
     operation = payload.get("operation") or "mutation"
-    settings = DesignerSettings.from_dict(payload.get("llm"))
+    try:
+        settings = DesignerSettings.from_dict(payload.get("llm"))
+    except ValueError as exc:  # the experiment's "llm" settings: running again cannot help
+        raise Abandoned(f"bad designer settings: {exc}", "config") from None
     parents = load_entries(payload.get("parents") or [], rejected)
     if operation == "crossover" and len(parents) < 2:
         operation = "mutation"
     if operation != "scratch" and not parents:
         raise Abandoned(f"{operation} needs a parent design")
+    results = {entry.get("id", ""): entry.get("results") for entry in payload.get("parents") or []}
     trace = Trace(designer, operation)
     journal = Journal(payload.get("checkpoint"))
     if journal.resumed:
@@ -59,7 +63,7 @@ def _context(payload: dict, emit: Emit, check: Check, llm: LLM, knowledge: Any,
         trace=trace, journal=journal, checker=check, emit=emit, seed=seed,
         experiment=payload.get("experiment", ""), job_id=str(payload.get("job_id") or ""),
         known=set(payload.get("known_digests") or []) | {d.digest for _, d in parents},
-        results=[entry.get("results") or {} for entry in payload.get("parents") or []],
+        results=[results.get(i) or {} for i, _ in parents],
         siblings=list(payload.get("siblings") or []), knowledge=knowledge)
 
 

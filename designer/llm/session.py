@@ -32,7 +32,8 @@ Parser = Callable[[str, dict], Any]
 class Abandoned(Exception):
     """The design job gives up; ``reason`` goes into the trace's abandoned_reason. ``kind``
     says whose fault it is: "design" (the search found nothing), "infrastructure" (the
-    gateway failed; another attempt may do better) or "budget" (tokens spent)."""
+    gateway failed; another attempt may do better), "budget" (tokens spent) or "config"
+    (the experiment's designer settings are wrong)."""
 
     def __init__(self, reason: str, kind: str = "design"):
         super().__init__(reason)

@@ -138,3 +138,12 @@ def test_a_unit_goes_into_the_tree_with_placeholders_for_its_new_children():
 def test_answers_that_cannot_be_the_unit_say_why(code, error):
     with pytest.raises(UnitError, match=error):
         compose(empty_tree("Block", "new"), "Block", code, "new")
+
+
+def test_bad_designer_settings_abandon_the_job_with_the_key_named():
+    from genesys.designer.llm import design_job
+
+    result = design_job({"designer": "llm", "parents": [], "operation": "scratch",
+                         "llm": {"unit_attempts": "many"}, "gateway": "127.0.0.1:1"})
+    assert not result["ok"] and result["failure_kind"] == "config"
+    assert "llm.unit_attempts" in result["error"] and result["trace"]["abandoned_reason"]
