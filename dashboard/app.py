@@ -227,7 +227,7 @@ def create_app(client: Coordinator, admin_client: Callable[[str], Coordinator],
 
 def budget_and_usage(client: Coordinator, gateway: LLM | None, experiment: str) -> dict[str, Any]:
     return {**views.budget_view(client, experiment),
-            "usage": views.llm_usage(views.all_designs(client, experiment, full=True)),
+            "usage": views.llm_usage(views.iter_designs(client, experiment, full=True)),
             "gateway": views.gateway_usage(gateway, experiment)}
 
 

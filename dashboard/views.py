@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from genesys import report_stats
@@ -20,6 +20,7 @@ from google.protobuf.json_format import MessageToDict
 from . import plots
 
 PAGE = 1000  # ListDesigns' largest page
+FULL_PAGE = 50  # designs with their LLM traces: a page stays far below the message limit
 LEADERBOARD_LIMIT = 10_000
 JOBS_LIMIT = 500
 D, J = design_pb2, job_pb2
@@ -51,14 +52,21 @@ def timestamp(message, field: str) -> float | None:
     return getattr(message, field).ToMicroseconds() / 1e6 if message.HasField(field) else None
 
 
-def all_designs(client: Coordinator, experiment: str, full: bool = False) -> list[design_pb2.Design]:
-    """Every design of the experiment, page by page, in creation order."""
-    out: list[design_pb2.Design] = []
+def iter_designs(client: Coordinator, experiment: str, full: bool = False
+                 ) -> Iterator[design_pb2.Design]:
+    """Every design of the experiment in creation order, page by page (full views, with
+    their prompts, in small pages: they can be large)."""
+    size, offset = (FULL_PAGE if full else PAGE), 0
     while True:
-        page = client.list_designs(experiment, limit=PAGE, offset=len(out), full=full)
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
+        page = client.list_designs(experiment, limit=size, offset=offset, full=full)
+        yield from page
+        offset += len(page)
+        if len(page) < size:
+            return
+
+
+def all_designs(client: Coordinator, experiment: str) -> list[design_pb2.Design]:
+    return list(iter_designs(client, experiment))
 
 
 def rung_names(exp: experiment_pb2.Experiment) -> list[str]:
