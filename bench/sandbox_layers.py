@@ -6,8 +6,10 @@ none (rlimits + audit hook), + namespaces, + allowlist jail and a uid of its own
 + seccomp, + cgroup (everything this host enforces). Two targets: ``echo`` (a bare
 interpreter: the layers' own cost) and ``torch`` (imports torch first, as the checker's and
 the trainer's children do). Prints the median wall time per set and its ratio to none.
+Then a full ``check`` of the GPT seed with every layer against one without the OS layers
+(``Limits(isolate=False)``), interleaved too.
 
-    python bench/sandbox_layers.py [--rounds 7]
+    python bench/sandbox_layers.py [--rounds 7] [--checks 3]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from genesys.lmade.checker import DEFAULT_LIMITS, check
 from genesys.lmade.sandbox import NO_ISOLATION, Limits, _Run, isolation
 
 HERE = str(Path(__file__).resolve().parent)
@@ -50,6 +53,7 @@ def once(target: str, iso: object) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--checks", type=int, default=3)
     args = parser.parse_args()
     sets = layer_sets()
     if not isolation().jail:
@@ -66,6 +70,25 @@ def main() -> None:
             median = statistics.median(values)
             print(f"  {name:<16} {median * 1000:7.0f} ms   x{median / base:5.2f}")
     sys.stdout.flush()
+    full_check(args.checks)
+
+
+def full_check(rounds: int) -> None:
+    limits = {"without OS layers": dataclasses.replace(DEFAULT_LIMITS, isolate=False),
+              "all layers": DEFAULT_LIMITS}
+    times: dict[str, list[float]] = {name: [] for name in limits}
+    for _ in range(rounds):
+        for name, lim in limits.items():
+            started = time.perf_counter()
+            report = check("gpt", limits=lim)
+            times[name].append(time.perf_counter() - started)
+            if not report.valid:
+                raise SystemExit(f"the gpt seed failed under {name}: {report.to_json()}")
+    base = statistics.median(times["without OS layers"])
+    print(f"\nfull check of the gpt seed: median of {rounds}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name:<18} {median:6.2f} s   x{median / base:5.2f}")
 
 
 if __name__ == "__main__":

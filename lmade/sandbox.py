@@ -34,6 +34,8 @@ and the static format check only give design authors early, readable messages.
   and threads, file size, no core files.
 - the audit-hook guard (``sandbox_guard``): clear messages for blocked sockets, process
   starts, ctypes, reads outside the allowed roots and writes outside the scratch dir.
+  Processes the worker starts (DataLoader workers, torchrun ranks) stay in the same
+  namespaces, jail, seccomp filter, cgroup and uid; only this hook is the worker's own.
 - the parent: wall-clock limit, cancellation, and it survives any death of the child.
   What it takes from the child is capped: stdout+stderr ``MAX_OUTPUT_BYTES`` (64 MiB)
   plus 16 KiB per second of the run (only the last ``_STDERR_TAIL`` characters are kept),
@@ -129,7 +131,10 @@ class Limits:
 class SandboxResult:
     """How a sandboxed run ended. ``reason`` is one of: ok, exception, blocked, timeout,
     cpu_limit, memory_limit, flood, signal, exit, cancelled, start_failed; ``error`` says it in
-    words, ``violations`` lists blocked operations (even ones the code swallowed)."""
+    words, ``violations`` lists blocked operations (even ones the code swallowed).
+    ``isolation`` holds the layers' ``enforced`` and ``missing`` lists, the run's ``uid``
+    (root parents), ``jail_errors`` (what stage one could not mount) and
+    ``killed_leftover_processes`` (processes still in the run's cgroup at its end)."""
 
     ok: bool
     value: Any = None
@@ -193,12 +198,17 @@ def _probe(cmd: list[str]) -> bool:
         return False
 
 
-def _probe_jail(prefix: list[str]) -> str:
-    """Build a jail once in fresh namespaces; "" when it holds, else why not."""
-    config = _jail_config(Limits(), tempfile.gettempdir(), _read_roots(Limits(), ""), None)
+def _probe_jail(prefix: list[str], uid: int | None) -> str:
+    """Build a jail once in fresh namespaces and drop to ``uid`` in it, as stage one does;
+    "" when that holds, else why not."""
+    config = {**_jail_config(Limits(), tempfile.gettempdir(), _read_roots(Limits(), ""), uid),
+              "setpriv": shutil.which("setpriv")}
+    check = ("import os, sys; sys.exit(0 if not os.path.exists('/.oldroot') and "
+             f"os.path.isdir(sys.prefix) and os.getuid() == {uid if uid is not None else 0} "
+             "else 3)")
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import json, sandbox_jail; "
-            "sandbox_jail.enter(json.loads(sys.argv[2])); import os; "
-            "sys.exit(0 if not os.path.exists('/.oldroot') and os.path.isdir(sys.prefix) else 3)")
+            "config = json.loads(sys.argv[2]); sandbox_jail.enter(config); "
+            f"sandbox_jail.exec_stage_two(config, [sys.executable, '-S', '-c', {check!r}])")
     try:
         done = subprocess.run([*prefix, sys.executable, "-s", "-c", code, str(_PACKAGE_DIR),
                                json.dumps(config)], capture_output=True, text=True, timeout=30)
@@ -219,7 +229,11 @@ def isolation() -> Isolation:
     enforced = ["network namespace (loopback only)", "pid namespace"] + ([] if root else
                                                                         ["user namespace"])
     missing = []
-    why_not = _probe_jail(prefix) if setpriv else "needs setpriv"
+    why_not = _probe_jail(prefix, SANDBOX_UID_BASE if root else None) if setpriv else \
+        "needs setpriv"
+    own_uid = root and not why_not
+    if root and why_not and setpriv:  # e.g. root of a user namespace without those uids
+        why_not = _probe_jail(prefix, None)
     jail = not why_not
     if jail:
         enforced += ["allowlist jail (fresh root: interpreter, packages, code, data read-only;"
@@ -237,12 +251,12 @@ def isolation() -> Isolation:
     else:
         missing.append("cgroup limits (needs root and cgroup v1, or delegated cgroup v2)"
                        + ("; rlimits only" if jail else ""))
-    if jail and root:
+    if own_uid:
         enforced.append(f"a uid per sandbox ({SANDBOX_UID_BASE}+slot), RLIMIT_NPROC")
     elif jail:
-        missing.append("a uid per sandbox (needs root: RLIMIT_NPROC is shared with the "
+        missing.append("a uid per sandbox (needs real root: RLIMIT_NPROC is shared with the "
                        "agent's user)")
-    return Isolation(tuple(prefix), jail, jail and root, tuple(enforced), tuple(missing),
+    return Isolation(tuple(prefix), jail, own_uid, tuple(enforced), tuple(missing),
                      seccomp, cgroup)
 
 
@@ -512,7 +526,7 @@ class _Run:
     def _pump(self, proc: subprocess.Popen, handlers: dict[int, Callable[[dict], None]],
               control_fd: int) -> None:
         deadline = time.monotonic() + self.limits.wall_s
-        buffers = {fd: b"" for fd in handlers}
+        buffers = {fd: bytearray() for fd in handlers}  # grows in place: no copy per chunk
         exited_at: float | None = None
         with selectors.DefaultSelector() as sel:
             for fd in handlers:
@@ -548,10 +562,15 @@ class _Run:
                     self.message_bytes += len(chunk)
                     if self.message_bytes > self._allowance(MAX_EVENT_BYTES, EVENT_BYTES_PER_S):
                         self.flood = f"more than {self.message_bytes >> 20} MiB of messages"
-                    *lines, buffers[key.fd] = (buffers[key.fd] + chunk).split(b"\n")
+                    buffer = buffers[key.fd]
+                    buffer += chunk
+                    lines = []
+                    if b"\n" in chunk:
+                        *lines, rest = buffer.split(b"\n")
+                        buffers[key.fd] = bytearray(rest)
                     if len(buffers[key.fd]) > MAX_LINE_BYTES:
                         self.flood = f"a message line over {MAX_LINE_BYTES >> 20} MiB"
-                        buffers[key.fd] = b""
+                        buffers[key.fd] = bytearray()
                     for line in lines:
                         self._dispatch(line, handlers[key.fd])
 

@@ -249,3 +249,9 @@ def test_a_writable_dir_replaced_by_a_link_is_neither_chowned_nor_mounted(tmp_pa
     assert victim.stat().st_uid == 0 and (victim / "host.txt").stat().st_uid == 0
     assert "host data" not in everything_said(result)
     assert any("symbolic link" in e for e in result.isolation.get("jail_errors", []))
+
+
+def test_a_large_message_under_the_line_cap_arrives_whole():
+    result = run("flood_line", {"mb": 10}, memory_mb=None)
+    assert result.ok, result.error
+    assert len(result.events[0]["big"]) == 10 << 20
