@@ -121,7 +121,7 @@ class Evolution:
         current = self.experiment(req.name)
         exp = experiment_update.changed(current, req)
         removed: list[str] = []
-        if exp.config != current.config:
+        if req.HasField("config") or any(p.startswith("config") for p in req.update_mask.paths):
             exp.config.CopyFrom(self._defaults(exp.config))
             validate(req.name, exp.config)
             exp.config_version += 1

@@ -47,7 +47,22 @@ def changed(current: experiment_pb2.Experiment, req: evolution_pb2.UpdateExperim
     out = experiment_pb2.Experiment()
     out.CopyFrom(current)
     mask.MergeMessage(source, out, replace_message_field=True, replace_repeated_field=True)
+    _keep_rung_settings(current.config, out.config)
     return out
+
+
+def _keep_rung_settings(old: experiment_pb2.ExperimentConfig,
+                        new: experiment_pb2.ExperimentConfig) -> None:
+    """A rung the ladder keeps keeps the settings the new one leaves unset (zero), e.g.
+    its budget; only new rungs take the server defaults."""
+    before = {r.name: r for r in old.ladder.rungs}
+    for rung in new.ladder.rungs:
+        kept = before.get(rung.name)
+        if kept is None:
+            continue
+        for field in experiment_pb2.Rung.DESCRIPTOR.fields:
+            if not getattr(rung, field.name):
+                setattr(rung, field.name, getattr(kept, field.name))
 
 
 def budget_changes(old: experiment_pb2.ExperimentConfig, new: experiment_pb2.ExperimentConfig,
