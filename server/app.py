@@ -144,8 +144,8 @@ class Coordinator:
             log.info("event=pruned events=%d workers=%d", events, workers)
 
     async def _rescore_forever(self) -> None:
-        """Large trees are rescored here, at most ~20% of the time (a rescore that took t
-        seconds waits 4t before the next)."""
+        """Large trees are rescored here, at most ~10% of the time (a rescore that took t
+        seconds waits 9t before the next): rescoring is pure Python and holds the GIL."""
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -153,7 +153,7 @@ class Coordinator:
                 await loop.run_in_executor(self._pool, self.evolution.rescore_pending)
             except Exception:
                 log.exception("event=rescore_failed")
-            await asyncio.sleep(max(RESCORE_SECONDS, 4 * (loop.time() - started)))
+            await asyncio.sleep(max(RESCORE_SECONDS, 9 * (loop.time() - started)))
 
     async def _flush_forever(self) -> None:
         while True:

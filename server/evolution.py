@@ -36,6 +36,7 @@ from .store import DesignQuery, Store, basic_view
 D, EV = design_pb2, design_pb2
 SUBMITTABLE = (D.DESIGN_STATE_PROPOSED, D.DESIGN_STATE_IMPLEMENTED)
 SYNC_RESCORE_DESIGNS = 200  # larger trees are rescored in the background
+RANKING_SECONDS = 1.0       # a changing leaderboard is re-sorted at most this often
 
 
 def now_ts(message, field: str, seconds: float | None = None) -> None:
@@ -261,13 +262,16 @@ class Evolution:
 
     def _ranking(self, exp: experiment_pb2.Experiment, rung: str) -> tuple[list, dict[str, int]]:
         """The sorted leaderboard rows of a rung ("" = by fitness) and the tied ranks,
-        cached until a design or a score of the experiment changes."""
+        cached until a design or a score of the experiment changes; for a large tree
+        (rescored in the background anyway) at most RANKING_SECONDS old while it changes."""
         version = self.store.version(exp.name)
         key = (exp.name, rung)
         with self._lock:
             cached = self._rankings.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
+        large = self.store.design_count(exp.name) > SYNC_RESCORE_DESIGNS
+        if cached is not None and (cached[0] == version or large and time.monotonic()
+                                   - cached[1] < RANKING_SECONDS):
+            return cached[2], cached[3]
         rows = []
         for d in self.store.experiment_designs(exp.name):
             result = next((r for r in d.results if r.rung == rung), None)
@@ -280,7 +284,7 @@ class Evolution:
         tied = (selection.tied_ranks([d for _, d, _ in rows], selection.knobs(exp.config).z)
                 if not rung else {})
         with self._lock:
-            self._rankings[key] = (version, rows, tied)
+            self._rankings[key] = (version, time.monotonic(), rows, tied)
         return rows, tied
 
     @staticmethod
