@@ -68,9 +68,11 @@ def _context(payload: dict, emit: Emit, check: Check, llm: LLM, knowledge: Any,
 
 
 def open_knowledge(payload: dict) -> Any:
-    """The knowledge service the payload ("knowledge": address) or GENESYS_KNOWLEDGE_ADDRESS
-    names, else None (the designer then skips literature search and says so)."""
-    address = payload.get("knowledge") or os.environ.get("GENESYS_KNOWLEDGE_ADDRESS")
+    """The knowledge service the payload ("knowledge": address), GENESYS_KNOWLEDGE_ADDRESS or
+    the knowledge client's own GENESYS_KB_ADDRESS names, else None (the designer then skips
+    literature search and says so)."""
+    address = (payload.get("knowledge") or os.environ.get("GENESYS_KNOWLEDGE_ADDRESS")
+               or os.environ.get("GENESYS_KB_ADDRESS"))
     if not address:
         return None
     from genesys.client.knowledge import Knowledge

@@ -12,7 +12,10 @@ DESIGNERS = ("recombination", "llm", "llm-direct", "llm-edit")
 class DesignerSettings:
     proposal_attempts: int = 10  # proposer tries before the design is refused
     review_threshold: float = 4.0  # reviewer rating a proposal needs (1-5)
-    similarity_threshold: float = 0.9  # a proposal this close to an earlier one is sent back
+    # A proposal this close to an earlier one is sent back unreviewed: word-sequence ratio
+    # (difflib) against this job's attempts and the siblings, embedding cosine (the knowledge
+    # service) against the experiment's past proposals.
+    similarity_threshold: float = 0.9
     search_rounds: int = 1  # literature queries before a proposal (needs a knowledge service)
     unit_attempts: int = 7  # coder attempts per unit
     max_failed_units: int = 3  # failed units before the design is abandoned
