@@ -214,8 +214,7 @@ class KnowledgeEngine:
             raise invalid("no document id given")
         if not all(c in "0123456789abcdef" for c in ref.lower()):
             raise invalid(f"{ref!r} is not a document id (hex digits)")
-        prefix = ref.lower().replace("%", "")
-        ids = {r["doc_id"] for r in self.store.query_chunks(f"doc_id like {quoted(prefix + '%')} and chunk_index == 0",
+        ids = {r["doc_id"] for r in self.store.query_chunks(f"doc_id like {quoted(ref.lower() + '%')} and chunk_index == 0",
                                                             ["doc_id"])}
         if not ids:
             raise EngineError(grpc.StatusCode.NOT_FOUND, f"no document {ref!r}")

@@ -70,8 +70,9 @@ def default_data_dir() -> Path:
 
 
 def search_filter(filter: dict[str, Any] | None) -> pb.SearchFilter:
-    """{"year_min": 2020, "year_max": 2024, "tags": [...], "source_prefix": "...",
-    "document_ids": [...]} as the request's filter; unknown keys are refused."""
+    """{"year_min": 2020, "year_max": 2024, "tags": [...] (or "tag": "..."), "source_prefix": "...",
+    "document_ids": [...]} as the request's filter (documents without a year never match a
+    year bound); unknown keys are refused."""
     out = pb.SearchFilter()
     for key, value in (filter or {}).items():
         if key not in FILTER_KEYS:
