@@ -201,8 +201,14 @@ def _probe(cmd: list[str]) -> bool:
 def _probe_jail(prefix: list[str], uid: int | None) -> str:
     """Build a jail once in fresh namespaces and drop to ``uid`` in it, as stage one does;
     "" when that holds, else why not."""
-    config = {**_jail_config(Limits(), tempfile.gettempdir(), _read_roots(Limits(), ""), uid),
-              "setpriv": shutil.which("setpriv")}
+    # A scratch dir of its own, as a real run has: the temp dir itself would count every
+    # path below it (a checkout or a venv under /tmp) as scratch and leave it out.
+    scratch = tempfile.mkdtemp(prefix="genesys-probe-")
+    try:
+        config = {**_jail_config(Limits(), scratch, _read_roots(Limits(), ""), uid),
+                  "setpriv": shutil.which("setpriv")}
+    finally:
+        os.rmdir(scratch)
     check = ("import os, sys; sys.exit(0 if not os.path.exists('/.oldroot') and "
              f"os.path.isdir(sys.prefix) and os.getuid() == {uid if uid is not None else 0} "
              "else 3)")

@@ -252,6 +252,21 @@ def _build(m: _Mounts, config: dict) -> None:
         _write(f"/etc/{name}", text)
 
 
+_ROOT_MOUNT_POINTS = ("/tmp", "/mnt", "/media", "/srv", "/var/tmp", "/opt", "/boot", "/home")
+
+
+def _root_mount_point(config: dict) -> str:
+    """A host dir to mount the new root over: the mount hides what is below it, so none
+    of the paths to bind in (a checkout or a venv under /tmp, say) may be there."""
+    needed = [*config["ro"], *config["rw"], *config.get("devices", []), *config.get("copy", [])]
+    for point in _ROOT_MOUNT_POINTS:
+        inside = any(p == point or p.startswith(point + "/") for p in needed)
+        if os.path.isdir(point) and not os.path.islink(point) and not inside:
+            return point
+    raise SystemExit("sandbox jail: no host dir to mount the new root over (every candidate "
+                     f"of {', '.join(_ROOT_MOUNT_POINTS)} holds a path the sandbox needs)")
+
+
 def enter(config: dict) -> list[str]:
     """Build and enter the fresh root; returns what could not be done (empty when all
     held). Raises SystemExit when the jail cannot be built at all."""
@@ -267,13 +282,15 @@ def enter(config: dict) -> list[str]:
     os.umask(0o022)
     if not m.mount(None, "/", None, _MS_REC | _MS_PRIVATE):
         raise SystemExit(f"sandbox jail: {m.errors[-1]}")
-    # The new root: a tmpfs mounted over /tmp (only in this namespace), pivoted to / with
-    # the host root below it at _OLD while the listed paths are bound in.
-    if not m.mount("genesys-root", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV,
+    # The new root: a tmpfs mounted over a host dir that holds none of the listed paths
+    # (only in this namespace), pivoted to / with the host root below it at _OLD while the
+    # listed paths are bound in.
+    point = _root_mount_point(config)
+    if not m.mount("genesys-root", point, "tmpfs", _MS_NOSUID | _MS_NODEV,
                    "mode=0755,size=16m"):
         raise SystemExit(f"sandbox jail: {m.errors[-1]}")
-    os.mkdir("/tmp" + _OLD)
-    m.pivot_root("/tmp", "/tmp" + _OLD)
+    os.mkdir(point + _OLD)
+    m.pivot_root(point, point + _OLD)
     os.chdir("/")
     _build(m, config)
     if not m.detach(_OLD):
