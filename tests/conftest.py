@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import socket
+import sys
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _denormals_back_on():
+    """Training code flushes denormal floats to zero for speed (torch.set_flush_denormal),
+    a process-wide CPU flag; put it back after each test, or later tests that make floats
+    (hypothesis cannot represent subnormals then) fail for a reason not theirs."""
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
 
 
 @pytest.fixture
