@@ -68,3 +68,17 @@ def test_example_config_is_valid():
     assert config.models["coder_7b"].launch.tensor_parallel_size == 2
     assert config.models["coder_7b"].max_concurrency == 16
     assert config.auth.enabled and config.roles["coder"] == "coder_7b"
+
+
+def test_gateway_token_comes_from_the_env_or_the_file_it_names(tmp_path, monkeypatch):
+    from genesys.client.llm import gateway_token
+
+    monkeypatch.delenv("GENESYS_LLM_TOKEN", raising=False)
+    monkeypatch.delenv("GENESYS_LLM_TOKEN_FILE", raising=False)
+    assert gateway_token() is None
+    secret = tmp_path / "llm_token"
+    secret.write_text("tok.abc\n")
+    monkeypatch.setenv("GENESYS_LLM_TOKEN_FILE", str(secret))  # how deploy/ mounts it
+    assert gateway_token() == "tok.abc"
+    monkeypatch.setenv("GENESYS_LLM_TOKEN", "direct")
+    assert gateway_token() == "direct"

@@ -11,7 +11,7 @@
 With no address (and no GENESYS_KB_ADDRESS) the index is embedded: milvus-lite and the
 packaged all-MiniLM-L6-v2 embedder run in this process, in `data_dir` (GENESYS_KB_DATA_DIR,
 else the user's data dir); that needs the `knowledge` extra. Token: GENESYS_KB_TOKEN, else
-GENESYS_LLM_TOKEN (the gateway's tokens). CA bundle for TLS: GENESYS_KB_CA_CERT.
+the gateway's token (GENESYS_LLM_TOKEN or GENESYS_LLM_TOKEN_FILE). CA bundle for TLS: GENESYS_KB_CA_CERT.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import grpc
 
+from genesys.client.llm import gateway_token
 from genesys.v1 import knowledge_pb2 as pb
 from genesys.v1 import knowledge_pb2_grpc as pb_grpc
 
@@ -166,7 +167,7 @@ class Knowledge:
         self.address = address or os.environ.get("GENESYS_KB_ADDRESS") or None
         if self.address:
             token = token if token is not None else (os.environ.get("GENESYS_KB_TOKEN")
-                                                     or os.environ.get("GENESYS_LLM_TOKEN"))
+                                                     or gateway_token())
             tls_ca = tls_ca or os.environ.get("GENESYS_KB_CA_CERT") or None
             self._backend: _Remote | _Embedded = _Remote(self.address, token, tls_ca, timeout)
             self.data_dir = None

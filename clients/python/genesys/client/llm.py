@@ -5,7 +5,8 @@
     print(llm.chat("Name a sorting algorithm.", role="proposer").text)
     plan = llm.chat_json("Plan the next unit.", schema={"type": "object", ...})
 
-The address and token default to the GENESYS_LLM_ADDRESS and GENESYS_LLM_TOKEN env vars; with
+The address and token default to the GENESYS_LLM_ADDRESS and GENESYS_LLM_TOKEN env vars (or the
+file GENESYS_LLM_TOKEN_FILE names, as the deploy files mount it); with
 a CA bundle (tls_ca, else GENESYS_LLM_CA_CERT) the connection is TLS.
 """
 
@@ -63,6 +64,16 @@ def _reason(value: int) -> str:
     return pb.FinishReason.Name(value).removeprefix("FINISH_REASON_").lower()
 
 
+def gateway_token() -> str | None:
+    """GENESYS_LLM_TOKEN, else the contents of the file GENESYS_LLM_TOKEN_FILE names."""
+    token = os.environ.get("GENESYS_LLM_TOKEN")
+    path = os.environ.get("GENESYS_LLM_TOKEN_FILE")
+    if not token and path:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    return token or None
+
+
 class LLM:
     """A connection to the gateway. Thread-safe; reuse one per process."""
 
@@ -71,7 +82,7 @@ class LLM:
         experiment: str = "", timeout: float = 300.0, tls_ca: str | None = None,
     ) -> None:
         self.address = address or os.environ.get("GENESYS_LLM_ADDRESS", DEFAULT_ADDRESS)
-        token = token if token is not None else os.environ.get("GENESYS_LLM_TOKEN")
+        token = token if token is not None else gateway_token()
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.caller, self.experiment, self.timeout = caller, experiment, timeout
         tls_ca = tls_ca or os.environ.get("GENESYS_LLM_CA_CERT")
