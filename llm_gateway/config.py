@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genesys.config import TlsConfig
+
 ENV_PREFIX = "GENESYS_GATEWAY_"
 ROLES = ("proposer", "reviewer", "planner", "coder", "observer")
 TOKEN_ROLES = ("worker", "admin")
@@ -67,13 +69,6 @@ class TokenConfig:
 class AuthConfig:
     enabled: bool = False
     tokens: list[TokenConfig] = field(default_factory=list)
-
-
-@dataclass
-class TlsConfig:
-    cert: str = ""  # PEM certificate chain; empty: plaintext
-    key: str = ""
-    client_ca: str = ""  # set to require client certificates (mTLS)
 
 
 @dataclass

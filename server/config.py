@@ -20,20 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genesys.config import load_config, one_of, positive
+from genesys.config import TlsConfig, load_config, one_of, positive
 
 
 @dataclass
 class StoreConfig:
     url: str = ""                      # "" or sqlite:///path.db or mongodb://...
     sqlite_sync: str = field(default="normal", metadata={"check": one_of("normal", "full")})
-
-
-@dataclass
-class TlsConfig:
-    cert: str = ""                     # PEM certificate chain; empty: plaintext
-    key: str = ""
-    client_ca: str = ""                # set to require client certificates (mTLS)
 
 
 @dataclass

@@ -33,6 +33,15 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+@dataclasses.dataclass
+class TlsConfig:
+    """A server's TLS section (coordinator and gateway alike)."""
+
+    cert: str = ""  # PEM certificate chain; empty: plaintext
+    key: str = ""
+    client_ca: str = ""  # set to require client certificates (mTLS)
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or invalid; the message names the key."""
 
